@@ -1,0 +1,31 @@
+/**
+ * The `tether` command. Each area registers its own sub-commands from one file in this folder.
+ */
+import "reflect-metadata";
+import { Command } from "commander";
+import { registerCaCommands } from "./ca.js";
+import { registerIdentityCommands } from "./identity.js";
+import { registerControllerCommands } from "./controller.js";
+import { registerProxyCommands } from "./proxy.js";
+import { registerInstallCommands } from "./install.js";
+import { registerLocalCommands } from "./local.js";
+
+const program = new Command("tether")
+  .description("tether: a security-first service mesh for Kubernetes")
+  .showHelpAfterError()
+  .version("0.1.0");
+
+registerCaCommands(program);
+registerIdentityCommands(program);
+registerControllerCommands(program);
+registerProxyCommands(program);
+registerInstallCommands(program);
+registerLocalCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const code = (err as { code?: string }).code;
+  console.error(`tether: ${err instanceof Error ? err.message : String(err)}${code ? ` [${code}]` : ""}`);
+  process.exit(1);
+}
