@@ -6,6 +6,8 @@ import { Command } from "commander";
 import { registerCaCommands } from "./ca.js";
 import { registerIdentityCommands } from "./identity.js";
 import { registerControllerCommands } from "./controller.js";
+import { registerPolicyCommands } from "./policy.js";
+import { registerDiscoveryCommands } from "./discovery.js";
 import { registerProxyCommands } from "./proxy.js";
 import { registerInstallCommands } from "./install.js";
 import { registerLocalCommands } from "./local.js";
@@ -18,6 +20,8 @@ const program = new Command("tether")
 registerCaCommands(program);
 registerIdentityCommands(program);
 registerControllerCommands(program);
+registerPolicyCommands(program);
+registerDiscoveryCommands(program);
 registerProxyCommands(program);
 registerInstallCommands(program);
 registerLocalCommands(program);

@@ -1,0 +1,28 @@
+/**
+ * `npm run bench -- NAME...` runs bench/NAME.ts (each exports `run(): Promise<void>` that prints
+ * a table). With no name it lists what exists.
+ */
+import "reflect-metadata";
+import { readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const available = readdirSync(here)
+  .filter((f) => f.endsWith(".ts") && f !== "run.ts" && !f.startsWith("_"))
+  .map((f) => f.slice(0, -3))
+  .sort();
+
+const wanted = process.argv.slice(2);
+if (wanted.length === 0) {
+  console.log(`usage: npm run bench -- NAME...\navailable: ${available.join(", ") || "(none yet)"}`);
+  process.exit(0);
+}
+for (const name of wanted) {
+  if (!available.includes(name)) {
+    console.error(`no benchmark named ${name}; available: ${available.join(", ")}`);
+    process.exit(2);
+  }
+  const mod = (await import(join(here, `${name}.ts`))) as { run(args: string[]): Promise<void> };
+  await mod.run(wanted.slice(1));
+}
