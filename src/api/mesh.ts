@@ -1,0 +1,42 @@
+/**
+ * Mesh-wide constants that several components must agree on (ports, uid, labels, annotations).
+ * They are part of the contract in DESIGN.md, so they live beside the protos.
+ */
+export const PROXY_INBOUND_PORT = 4143;
+export const PROXY_OUTBOUND_PORT = 4140;
+export const PROXY_ADMIN_PORT = 4191;
+export const PROXY_UID = 2102;
+
+export const IDENTITY_PORT = 8080;
+export const DESTINATION_PORT = 8086;
+export const POLICY_PORT = 8090;
+export const WEBHOOK_PORT = 8443;
+
+export const PROXY_CONTAINER_NAME = "tether-proxy";
+export const INIT_CONTAINER_NAME = "tether-init";
+
+export const INJECT_LABEL = "tether.io/inject";
+export const INJECT_ANNOTATION = "tether.io/inject";
+export const CONFIG_ANNOTATION_PREFIX = "config.tether.io/";
+export const SKIP_INBOUND_PORTS_ANNOTATION = "config.tether.io/skip-inbound-ports";
+export const SKIP_OUTBOUND_PORTS_ANNOTATION = "config.tether.io/skip-outbound-ports";
+export const OPAQUE_PORTS_ANNOTATION = "config.tether.io/opaque-ports";
+export const DEFAULT_INBOUND_POLICY_ANNOTATION = "config.tether.io/default-inbound-policy";
+
+/** The control plane's service accounts (identities) in namespace `tether`. */
+export const IDENTITY_SERVICE_ACCOUNT = "tether-identity";
+export const DESTINATION_SERVICE_ACCOUNT = "tether-destination";
+export const INJECTOR_SERVICE_ACCOUNT = "tether-injector";
+
+/** Header the inbound proxy sets to the verified client identity (after removing any incoming one). */
+export const CLIENT_ID_HEADER = "tether-client-id";
+
+export const DEFAULT_INBOUND_POLICIES = [
+  "all-authenticated",
+  "all-unauthenticated",
+  "cluster-authenticated",
+  "cluster-unauthenticated",
+  "deny",
+  "audit",
+] as const;
+export type DefaultInboundPolicy = (typeof DEFAULT_INBOUND_POLICIES)[number];
