@@ -23,7 +23,8 @@ export const SKIP_OUTBOUND_PORTS_ANNOTATION = "config.tether.io/skip-outbound-po
 export const OPAQUE_PORTS_ANNOTATION = "config.tether.io/opaque-ports";
 export const DEFAULT_INBOUND_POLICY_ANNOTATION = "config.tether.io/default-inbound-policy";
 
-/** The control plane's service accounts (identities) in namespace `tether`. */
+/** The control plane runs in this namespace under these service accounts (their identities). */
+export const CONTROL_PLANE_NAMESPACE_NAME = "tether";
 export const IDENTITY_SERVICE_ACCOUNT = "tether-identity";
 export const DESTINATION_SERVICE_ACCOUNT = "tether-destination";
 export const INJECTOR_SERVICE_ACCOUNT = "tether-injector";

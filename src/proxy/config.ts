@@ -1,0 +1,166 @@
+/**
+ * The proxy's settings, read from the environment the injector (or the local mesh runner) sets.
+ * Parsing is pure: `readProxyConfig(env)` returns the settings or throws a ProxyConfigError
+ * naming every variable that is missing or malformed.
+ */
+import { TetherError } from "../identity/errors.js";
+import { DEFAULT_TRUST_DOMAIN, workloadIdentity, type WorkloadIdentity } from "../identity/names.js";
+import {
+  PROXY_ADMIN_PORT,
+  PROXY_INBOUND_PORT,
+  PROXY_OUTBOUND_PORT,
+  IDENTITY_SERVICE_ACCOUNT,
+  DESTINATION_SERVICE_ACCOUNT,
+  CONTROL_PLANE_NAMESPACE_NAME,
+} from "../api/mesh.js";
+
+export class ProxyConfigError extends TetherError {}
+
+export type BalancerName = "peak-ewma" | "round-robin";
+
+export interface ProxyConfig {
+  podName: string;
+  podNamespace: string;
+  podIp: string | undefined;
+  identity: WorkloadIdentity;
+  tokenFile: string;
+  trustAnchorsFile: string;
+  identityAddr: string;
+  /** The identity the CA must prove (SNI / server identity check). */
+  identityServerName: WorkloadIdentity;
+  destinationAddr: string;
+  policyAddr: string;
+  /** The identity the destination/policy controller must prove. */
+  controllerServerName: WorkloadIdentity;
+  inboundPort: number;
+  outboundPort: number;
+  adminPort: number;
+  /** Listen address of the admin server; inbound listens on all addresses, outbound on loopback. */
+  adminHost: string;
+  /** Container ports whose policy is watched from start-up (readiness waits for them). */
+  inboundPorts: number[];
+  opaquePorts: Set<number>;
+  balancer: BalancerName;
+  /** Detection timeout: a client that sends nothing for this long is treated as opaque TCP. */
+  detectTimeoutMs: number;
+  /** How long a new connection waits for discovery or policy before failing (closed). */
+  controlPlaneWaitMs: number;
+  logLevel: string;
+}
+
+export const ENV = {
+  podName: "TETHER_POD_NAME",
+  podNamespace: "TETHER_POD_NAMESPACE",
+  podIp: "TETHER_POD_IP",
+  serviceAccount: "TETHER_SERVICE_ACCOUNT",
+  trustDomain: "TETHER_TRUST_DOMAIN",
+  tokenFile: "TETHER_TOKEN_FILE",
+  trustAnchorsFile: "TETHER_TRUST_ANCHORS_FILE",
+  identityAddr: "TETHER_IDENTITY_ADDR",
+  destinationAddr: "TETHER_DESTINATION_ADDR",
+  policyAddr: "TETHER_POLICY_ADDR",
+  inboundPort: "TETHER_INBOUND_LISTEN_PORT",
+  outboundPort: "TETHER_OUTBOUND_LISTEN_PORT",
+  adminPort: "TETHER_ADMIN_LISTEN_PORT",
+  adminHost: "TETHER_ADMIN_LISTEN_HOST",
+  inboundPorts: "TETHER_INBOUND_PORTS",
+  opaquePorts: "TETHER_OPAQUE_PORTS",
+  balancer: "TETHER_BALANCER",
+  detectTimeoutMs: "TETHER_DETECT_TIMEOUT_MS",
+  controlPlaneWaitMs: "TETHER_CONTROL_PLANE_WAIT_MS",
+  logLevel: "TETHER_LOG_LEVEL",
+} as const;
+
+/** "8080,9000-9002" -> [8080, 9000, 9001, 9002]; throws on anything else. */
+export function parsePortList(text: string): number[] {
+  const ports: number[] = [];
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const range = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const low = range ? Number(range[1]) : NaN;
+    const high = range?.[2] !== undefined ? Number(range[2]) : low;
+    if (!range || low < 1 || high > 65535 || high < low || high - low > 1024) {
+      throw new Error(`${JSON.stringify(part)} is not a port or port range (1-65535, e.g. 8080 or 9000-9010)`);
+    }
+    for (let p = low; p <= high; p++) ports.push(p);
+  }
+  return ports;
+}
+
+export function readProxyConfig(env: Record<string, string | undefined>): ProxyConfig {
+  const problems: string[] = [];
+  const required = (name: string): string => {
+    const value = env[name]?.trim();
+    if (!value) problems.push(`${name} is not set`);
+    return value ?? "";
+  };
+  const port = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) problems.push(`${name}=${raw} is not a port number`);
+    return n;
+  };
+  const ports = (name: string): number[] => {
+    try {
+      return parsePortList(env[name] ?? "");
+    } catch (err) {
+      problems.push(`${name}: ${(err as Error).message}`);
+      return [];
+    }
+  };
+  const millis = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) problems.push(`${name}=${raw} is not a duration in milliseconds`);
+    return n;
+  };
+
+  const podName = required(ENV.podName);
+  const podNamespace = required(ENV.podNamespace);
+  const serviceAccount = required(ENV.serviceAccount);
+  const trustDomain = env[ENV.trustDomain]?.trim() || DEFAULT_TRUST_DOMAIN;
+  const balancer = (env[ENV.balancer]?.trim() || "peak-ewma") as BalancerName;
+  if (balancer !== "peak-ewma" && balancer !== "round-robin") {
+    problems.push(`${ENV.balancer}=${balancer} is not a balancer (peak-ewma or round-robin)`);
+  }
+  const config = {
+    podName,
+    podNamespace,
+    podIp: env[ENV.podIp]?.trim() || undefined,
+    tokenFile: required(ENV.tokenFile),
+    trustAnchorsFile: required(ENV.trustAnchorsFile),
+    identityAddr: required(ENV.identityAddr),
+    destinationAddr: required(ENV.destinationAddr),
+    policyAddr: env[ENV.policyAddr]?.trim() || env[ENV.destinationAddr]?.trim() || "",
+    inboundPort: port(ENV.inboundPort, PROXY_INBOUND_PORT),
+    outboundPort: port(ENV.outboundPort, PROXY_OUTBOUND_PORT),
+    adminPort: port(ENV.adminPort, PROXY_ADMIN_PORT),
+    adminHost: env[ENV.adminHost]?.trim() || "0.0.0.0",
+    inboundPorts: ports(ENV.inboundPorts),
+    opaquePorts: new Set(ports(ENV.opaquePorts)),
+    balancer,
+    detectTimeoutMs: millis(ENV.detectTimeoutMs, 1000),
+    controlPlaneWaitMs: millis(ENV.controlPlaneWaitMs, 3000),
+    logLevel: env[ENV.logLevel]?.trim() || "info",
+  };
+  let identity: WorkloadIdentity | undefined;
+  let identityServerName: WorkloadIdentity | undefined;
+  let controllerServerName: WorkloadIdentity | undefined;
+  if (problems.length === 0) {
+    try {
+      identity = workloadIdentity(serviceAccount, podNamespace, trustDomain);
+      identityServerName = workloadIdentity(IDENTITY_SERVICE_ACCOUNT, CONTROL_PLANE_NAMESPACE_NAME, trustDomain);
+      controllerServerName = workloadIdentity(DESTINATION_SERVICE_ACCOUNT, CONTROL_PLANE_NAMESPACE_NAME, trustDomain);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  if (problems.length > 0 || !identity || !identityServerName || !controllerServerName) {
+    throw new ProxyConfigError(
+      "PROXY_CONFIG_INVALID",
+      `the proxy cannot start: ${problems.join("; ")}. These variables are set by the tether injector; check the pod's tether-proxy container env.`,
+    );
+  }
+  return { ...config, identity, identityServerName, controllerServerName };
+}
