@@ -86,7 +86,13 @@ export interface EchoClientOptions {
 }
 
 export async function runEchoClient(options: EchoClientOptions): Promise<CallRecord[]> {
-  const client = new EchoService(options.target, grpc.credentials.createInsecure());
+  const client = new EchoService(options.target, grpc.credentials.createInsecure()) as grpc.Client & {
+    say(
+      request: { message: string },
+      options: grpc.CallOptions,
+      callback: (err: grpc.ServiceError | null, reply: { replica: string } | undefined) => void,
+    ): void;
+  };
   const records: CallRecord[] = [];
   const started = performance.now();
   let next = 0;
@@ -96,7 +102,7 @@ export async function runEchoClient(options: EchoClientOptions): Promise<CallRec
       client.say(
         { message: "hello" },
         { deadline: Date.now() + (options.deadlineMs ?? 5000) },
-        (err: grpc.ServiceError | null, reply: { replica: string } | undefined) => {
+        (err, reply) => {
           const record: CallRecord = {
             startMs: t0 - started,
             latencyMs: performance.now() - t0,
