@@ -86,7 +86,7 @@ export interface EchoClientOptions {
 }
 
 export async function runEchoClient(options: EchoClientOptions): Promise<CallRecord[]> {
-  const client = new EchoService(options.target, grpc.credentials.createInsecure()) as grpc.Client & {
+  const client = new EchoService(options.target, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     say(
       request: { message: string },
       options: grpc.CallOptions,
