@@ -18,7 +18,8 @@ if (wanted.length === 0) {
   console.log(`usage: npm run bench -- NAME...\navailable: ${available.join(", ") || "(none yet)"}`);
   process.exit(0);
 }
-for (const name of wanted) {
+// Arguments starting with "-" are options for the benchmarks, not names.
+for (const name of wanted.filter((w) => !w.startsWith("-"))) {
   if (!available.includes(name)) {
     console.error(`no benchmark named ${name}; available: ${available.join(", ")}`);
     process.exit(2);

@@ -118,6 +118,7 @@ export interface RouteMatch {
   headers: HeaderMatch[];
   grpcService: string;
   grpcMethod: string;
+  grpcMatchType: "" | "Exact" | "RegularExpression";
 }
 
 export interface Route {

@@ -1,4 +1,298 @@
-import type { Command } from "commander";
+/**
+ * `tether destination serve` runs the Destination API (tether-destination);
+ * `tether diagnostics endpoints SVC[:PORT]` prints what discovery answers for an address.
+ */
+import { readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { isIP } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { Command, InvalidArgumentError } from "commander";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import { DESTINATION_PORT } from "../api/mesh.js";
+import type { WeightedAddr } from "../api/index.js";
+import {
+  createDestinationClient,
+  destinationErrorCode,
+  DestinationState,
+  endpointKey,
+  watchDestination,
+} from "../api/destination-client.js";
+import type { ClusterState } from "../cluster/types.js";
+import { DEFAULT_CLUSTER_DOMAIN, startDestinationServer } from "../discovery/server.js";
+import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
+import { TetherError } from "../identity/errors.js";
 
-/** Registers this area's sub-commands (filled in by the area's work). */
-export function registerDiscoveryCommands(_program: Command): void {}
+/** Admin port of tether-destination (/metrics, /ready, /live). */
+export const DESTINATION_ADMIN_PORT = 9996;
+
+interface OpenClusterOptions {
+  dir?: string;
+  kubeconfig?: string;
+  inCluster?: boolean;
+  logger?: pino.Logger;
+}
+
+async function openCluster(options: OpenClusterOptions): Promise<ClusterState> {
+  // Resolved at run time: src/cluster/index.ts is written in parallel with this file.
+  const specifier = "../cluster/index.js";
+  const mod = (await import(specifier)) as { openCluster(o: OpenClusterOptions): Promise<ClusterState> };
+  return mod.openCluster(options);
+}
+
+function portOption(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${text} is not a port (0-65535)`);
+  return n;
+}
+
+function msOption(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${text} is not a positive number of milliseconds`);
+  return n;
+}
+
+/** `sub` under `parent`, created once however many areas add commands to it. */
+function group(parent: Command, name: string, description: string): Command {
+  return parent.commands.find((c) => c.name() === name) ?? parent.command(name).description(description);
+}
+
+/**
+ * Turns what a user types into a Destination path: `web`, `web.shop`, `web.shop.svc`, a full
+ * name, or an IP, each with an optional `:PORT` (default 80).
+ */
+export function destinationPathFor(arg: string, namespace: string, clusterDomain: string): string {
+  let host = arg;
+  let port = "80";
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(arg);
+  if (bracket) {
+    host = bracket[1]!;
+    port = bracket[2] ?? port;
+  } else if (isIP(arg) !== 6) {
+    const at = arg.lastIndexOf(":");
+    if (at >= 0) {
+      host = arg.slice(0, at);
+      port = arg.slice(at + 1);
+    }
+  }
+  if (!/^\d+$/.test(port)) throw new TetherError("DISCOVERY_BAD_PORT", `${JSON.stringify(arg)}: port ${JSON.stringify(port)} is not a number`);
+  if (isIP(host)) return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  const labels = host.replace(/\.$/, "").split(".");
+  const domain = `svc.${clusterDomain}`;
+  if (labels.length === 1) return `${labels[0]}.${namespace}.${domain}:${port}`;
+  if (labels.length === 2) return `${host}.${domain}:${port}`;
+  if (labels.length === 3 && labels[2] === "svc") return `${host}.${clusterDomain}:${port}`;
+  return `${host.replace(/\.$/, "")}:${port}`;
+}
+
+/** Fixed-width columns, the way kubectl prints. */
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ")).join("\n");
+}
+
+export function endpointsTable(endpoints: readonly WeightedAddr[]): string {
+  const rows = [["NAMESPACE", "POD", "IP", "PORT", "IDENTITY", "PROTOCOL", "WEIGHT"]];
+  for (const e of endpoints) {
+    rows.push([
+      e.labels.namespace ?? "-",
+      e.labels.pod ?? "-",
+      e.address,
+      String(e.port),
+      e.identity || "(not meshed)",
+      e.protocolHint || "detect",
+      String(e.weight),
+    ]);
+  }
+  return formatTable(rows);
+}
+
+function describeEmpty(path: string, exists: boolean): string {
+  return exists
+    ? `${path}: the Service exists but has no ready endpoints`
+    : `${path}: no such Service or pod (check the name, namespace and port)`;
+}
+
+function clientCredentials(opts: { caFile?: string; certFile?: string; keyFile?: string }): grpc.ChannelCredentials {
+  if (!opts.caFile) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(
+    readFileSync(opts.caFile),
+    opts.keyFile ? readFileSync(opts.keyFile) : null,
+    opts.certFile ? readFileSync(opts.certFile) : null,
+  );
+}
+
+function serverCredentials(opts: { tlsCert?: string; tlsKey?: string; clientCa?: string }): grpc.ServerCredentials | undefined {
+  if (!opts.tlsCert && !opts.tlsKey) return undefined;
+  if (!opts.tlsCert || !opts.tlsKey) throw new TetherError("DISCOVERY_TLS_CONFIG", "--tls-cert and --tls-key go together; give both or neither");
+  return grpc.ServerCredentials.createSsl(
+    opts.clientCa ? readFileSync(opts.clientCa) : null,
+    [{ cert_chain: readFileSync(opts.tlsCert), private_key: readFileSync(opts.tlsKey) }],
+    Boolean(opts.clientCa),
+  );
+}
+
+function startAdmin(port: number, registry: Registry, ready: () => boolean): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === "/metrics") {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    } else if (req.url === "/ready") {
+      res.writeHead(ready() ? 200 : 503).end(ready() ? "ready\n" : "not ready\n");
+    } else if (req.url === "/live") {
+      res.writeHead(200).end("live\n");
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  return new Promise((resolve, reject) => server.once("error", reject).listen(port, () => resolve(server)));
+}
+
+interface ServeOptions {
+  clusterDir?: string;
+  kubeconfig?: string;
+  host: string;
+  port: number;
+  adminPort: number;
+  clusterDomain: string;
+  trustDomain: string;
+  logLevel: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  clientCa?: string;
+}
+
+async function serve(opts: ServeOptions): Promise<void> {
+  const logger = pino({ level: opts.logLevel }).child({ component: "destination" });
+  if (opts.clusterDir && opts.kubeconfig) {
+    throw new TetherError("DISCOVERY_CLUSTER_SOURCE", "give --cluster-dir or --kubeconfig, not both (neither: in-cluster config)");
+  }
+  const credentials = serverCredentials(opts);
+  if (!credentials) logger.warn("serving without TLS; pass --tls-cert/--tls-key (and --client-ca for mTLS) outside development");
+  const registry = new Registry();
+  const cluster = await openCluster({
+    dir: opts.clusterDir,
+    kubeconfig: opts.kubeconfig,
+    inCluster: !opts.clusterDir && !opts.kubeconfig,
+    logger,
+  });
+  let ready = false;
+  const admin = await startAdmin(opts.adminPort, registry, () => ready);
+  const server = await startDestinationServer({
+    cluster,
+    listen: `${opts.host}:${opts.port}`,
+    clusterDomain: opts.clusterDomain,
+    trustDomain: opts.trustDomain,
+    logger,
+    serverCredentials: credentials,
+    registry,
+  });
+  ready = true;
+  console.log(`tether-destination listening on ${server.address} (admin :${opts.adminPort})`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  ready = false;
+  await server.close();
+  admin.close();
+  await cluster.close();
+}
+
+interface EndpointsOptions {
+  destination: string;
+  namespace: string;
+  clusterDomain: string;
+  timeout: number;
+  watch?: boolean;
+  json?: boolean;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+async function endpoints(arg: string, opts: EndpointsOptions): Promise<void> {
+  const path = destinationPathFor(arg, opts.namespace, opts.clusterDomain);
+  const client = createDestinationClient(opts.destination, clientCredentials(opts));
+  const state = new DestinationState();
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      watch.close();
+      reject(new TetherError("DISCOVERY_TIMEOUT", `no answer from ${opts.destination} within ${opts.timeout} ms; is tether-destination running there?`));
+    }, opts.timeout);
+    const print = () => {
+      if (opts.json) console.log(JSON.stringify({ path, exists: state.exists, endpoints: state.list() }));
+      else if (state.endpoints.size === 0) console.log(describeEmpty(path, state.exists ?? false));
+      else console.log(endpointsTable(state.list()));
+    };
+    const watch = watchDestination(
+      client,
+      path,
+      (update, first) => {
+        const before = new Set(state.endpoints.keys());
+        state.apply(update, first);
+        if (first) {
+          clearTimeout(timer);
+          print();
+          if (!opts.watch) {
+            watch.close();
+            if (state.exists === false) process.exitCode = 1;
+            resolve();
+          }
+          return;
+        }
+        // --watch: one line per change.
+        for (const key of before) if (!state.endpoints.has(key)) console.log(`- ${key}`);
+        for (const e of update.update === "add" ? update.add.endpoints : []) {
+          const key = endpointKey(e.address, e.port);
+          console.log(`${before.has(key) ? "~" : "+"} ${key} ${e.labels.pod ?? ""} ${e.identity || "(not meshed)"}`);
+        }
+        if (update.update === "noEndpoints") console.log(describeEmpty(path, update.noEndpoints.exists));
+      },
+      {
+        contextToken: "tether-cli",
+        onError: (err) => {
+          clearTimeout(timer);
+          const code = destinationErrorCode(err);
+          reject(new TetherError(code ?? "DISCOVERY_UNAVAILABLE", `${opts.destination} refused ${path}: ${(err as grpc.ServiceError).details ?? err.message}`));
+        },
+      },
+    );
+  }).finally(() => client.close());
+}
+
+export function registerDiscoveryCommands(program: Command): void {
+  group(program, "destination", "the Destination API (tether-destination)")
+    .command("serve")
+    .description("serve tether.destination.v1.Destination/Get from cluster state")
+    .option("--cluster-dir <dir>", "read cluster state from a folder of YAML manifests")
+    .option("--kubeconfig <file>", "read cluster state from the Kubernetes API (default: in-cluster config)")
+    .option("--host <host>", "address to listen on", "0.0.0.0")
+    .option("--port <port>", "gRPC port", portOption, DESTINATION_PORT)
+    .option("--admin-port <port>", "admin port (/metrics, /ready, /live)", portOption, DESTINATION_ADMIN_PORT)
+    .option("--cluster-domain <domain>", "the cluster's DNS domain", DEFAULT_CLUSTER_DOMAIN)
+    .option("--trust-domain <domain>", "the mesh's trust domain (in endpoint identities)", DEFAULT_TRUST_DOMAIN)
+    .option("--tls-cert <file>", "serve TLS with this certificate chain (PEM)")
+    .option("--tls-key <file>", "and this key (PEM)")
+    .option("--client-ca <file>", "require client certificates chaining to these anchors (mTLS)")
+    .option("--log-level <level>", "pino log level", "info")
+    .action((opts: ServeOptions) => serve(opts));
+
+  group(program, "diagnostics", "look inside a running mesh")
+    .command("endpoints")
+    .argument("<svc>", "SERVICE[.NAMESPACE[.svc[.DOMAIN]]][:PORT] or IP[:PORT] (port default 80)")
+    .description("print what discovery returns for an address, with each endpoint's identity")
+    .option("--destination <addr>", "tether-destination address", `127.0.0.1:${DESTINATION_PORT}`)
+    .option("-n, --namespace <ns>", "namespace of a short Service name", "default")
+    .option("--cluster-domain <domain>", "the cluster's DNS domain", DEFAULT_CLUSTER_DOMAIN)
+    .option("--timeout <ms>", "give up after this long without an answer", msOption, 5000)
+    .option("-w, --watch", "keep printing changes")
+    .option("--json", "print JSON instead of a table")
+    .option("--ca-file <file>", "connect with TLS, trusting these anchors")
+    .option("--cert-file <file>", "client certificate for mTLS")
+    .option("--key-file <file>", "client key for mTLS")
+    .action((svc: string, opts: EndpointsOptions) => endpoints(svc, opts));
+}

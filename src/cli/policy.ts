@@ -1,4 +1,182 @@
-import type { Command } from "commander";
+/**
+ * `tether policy serve` runs InboundPolicies/WatchPort (in tether-destination);
+ * `tether policy validate FILE...` checks policy resources the way the controller and webhook do;
+ * `tether authz POD[:PORT]` prints a pod port's effective policy: which rules allow whom.
+ */
+import { readFileSync } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { parseAllDocuments } from "yaml";
+import { pino } from "pino";
+import type { Pod } from "kubernetes-types/core/v1.js";
+import { DEFAULT_INBOUND_POLICIES, POLICY_PORT, type DefaultInboundPolicy } from "../api/mesh.js";
+import type { ClusterState } from "../cluster/types.js";
+import { checkCidr, validatePolicyResource } from "../cluster/policy-validation.js";
+import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
+import { TetherError } from "../identity/errors.js";
+import { compileInboundServer, DEFAULT_SETTINGS, effectiveDefault, serversFor, type PolicySettings } from "../policy/compile.js";
+import { desiredStatuses } from "../policy/status.js";
+import { explainInboundServer } from "../policy/explain.js";
+import { startPolicyServer } from "../policy/server.js";
 
-/** Registers this area's sub-commands (filled in by the area's work). */
-export function registerPolicyCommands(_program: Command): void {}
+interface OpenClusterOptions {
+  dir?: string;
+  kubeconfig?: string;
+  inCluster?: boolean;
+  logger?: pino.Logger;
+}
+
+async function openCluster(options: OpenClusterOptions): Promise<ClusterState> {
+  // Resolved at run time: src/cluster/index.ts is written in parallel with this file.
+  const specifier = "../cluster/index.js";
+  const mod = (await import(specifier)) as { openCluster(o: OpenClusterOptions): Promise<ClusterState> };
+  return mod.openCluster(options);
+}
+
+function portOption(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${text} is not a port (0-65535)`);
+  return n;
+}
+
+function networksOption(text: string): string[] {
+  const cidrs = text.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const c of cidrs) {
+    const r = checkCidr(c);
+    if (typeof r === "string") throw new InvalidArgumentError(r);
+  }
+  return cidrs;
+}
+
+interface ClusterSourceOptions {
+  clusterDir?: string;
+  kubeconfig?: string;
+  defaultInboundPolicy: DefaultInboundPolicy;
+  clusterNetworks: string[];
+  trustDomain: string;
+}
+
+function addClusterOptions(cmd: Command): Command {
+  return cmd
+    .option("--cluster-dir <dir>", "read cluster state from a folder of YAML manifests")
+    .option("--kubeconfig <file>", "read cluster state from Kubernetes with this kubeconfig (neither: in-cluster config)")
+    .addOption(
+      new Option("--default-inbound-policy <policy>", "cluster default for ports no Server covers").choices([...DEFAULT_INBOUND_POLICIES]).default(DEFAULT_SETTINGS.clusterDefault),
+    )
+    .option("--cluster-networks <cidrs>", "comma-separated CIDRs of the cluster's networks (cluster-* defaults)", networksOption, DEFAULT_SETTINGS.clusterNetworks)
+    .option("--trust-domain <domain>", "identity trust domain", DEFAULT_TRUST_DOMAIN);
+}
+
+async function clusterFrom(opts: ClusterSourceOptions, logger: pino.Logger): Promise<ClusterState> {
+  if (opts.clusterDir && opts.kubeconfig) {
+    throw new TetherError("POLICY_CLUSTER_SOURCE", "give --cluster-dir or --kubeconfig, not both (neither: in-cluster config)");
+  }
+  const cluster = await openCluster({ dir: opts.clusterDir, kubeconfig: opts.kubeconfig, inCluster: !opts.clusterDir && !opts.kubeconfig, logger });
+  await cluster.ready();
+  return cluster;
+}
+
+function settingsFrom(opts: ClusterSourceOptions): PolicySettings {
+  return { clusterDefault: opts.defaultInboundPolicy, clusterNetworks: opts.clusterNetworks, trustDomain: opts.trustDomain };
+}
+
+async function serve(opts: ClusterSourceOptions & { host: string; port: number; logLevel: string }): Promise<void> {
+  const logger = pino({ level: opts.logLevel });
+  const cluster = await clusterFrom(opts, logger.child({ component: "cluster" }));
+  logger.warn({ component: "policy" }, "serving without TLS; the control plane wires mTLS credentials in");
+  const server = await startPolicyServer({ cluster, listen: `${opts.host}:${opts.port}`, ...settingsFrom(opts), logger });
+  console.log(`tether policy listening on ${server.address} (default inbound policy ${opts.defaultInboundPolicy})`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
+  await server.close();
+  await cluster.close();
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ")).join("\n");
+}
+
+/** The ports to explain: the one asked for, or every container port of the pod. */
+function portsOf(pod: Pod, asked: string | undefined): number[] {
+  const ports = (pod.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
+  if (asked === undefined) return [...new Set(ports.map((p) => p.containerPort))].sort((a, b) => a - b);
+  if (/^\d+$/.test(asked)) return [portOption(asked)];
+  const named = ports.find((p) => p.name === asked);
+  if (!named) throw new TetherError("POLICY_UNKNOWN_PORT", `pod has no container port named ${JSON.stringify(asked)}; give a number or one of: ${ports.map((p) => p.name).filter(Boolean).join(", ") || "(no named ports)"}`);
+  return [named.containerPort];
+}
+
+async function authz(target: string, opts: ClusterSourceOptions & { namespace: string; json?: boolean }): Promise<void> {
+  const [podName, portText] = target.split(":") as [string, string | undefined];
+  const logger = pino({ level: "warn" }, pino.destination(2));
+  const cluster = await clusterFrom(opts, logger);
+  try {
+    const pod = cluster.get("Pod", opts.namespace, podName);
+    if (!pod) throw new TetherError("POLICY_POD_NOT_FOUND", `pod ${opts.namespace}/${podName} not found; check the name and -n NAMESPACE`);
+    const settings = settingsFrom(opts);
+    const ports = portsOf(pod, portText);
+    if (ports.length === 0) throw new TetherError("POLICY_NO_PORTS", `pod ${opts.namespace}/${podName} declares no container ports; give one as POD:PORT`);
+    const def = effectiveDefault(cluster, pod, settings);
+    const compiled = ports.map((port) => ({ port, server: compileInboundServer(cluster, pod, port, settings), conflicts: serversFor(cluster, pod, port).slice(1) }));
+    const rejected = desiredStatuses(cluster, settings.trustDomain)
+      .filter((d) => d.namespace === opts.namespace)
+      .flatMap((d) => [...(d.conditions ?? []), ...(d.parents ?? []).flatMap((p) => p.conditions)].filter((c) => c.status === "False").map((c) => ({ kind: d.kind, name: d.name, reason: c.reason, message: c.message })));
+    if (opts.json) {
+      console.log(JSON.stringify({ pod: `${opts.namespace}/${podName}`, defaultPolicy: def, ports: compiled.map((c) => ({ port: c.port, policy: c.server })), notAccepted: rejected }, null, 2));
+      return;
+    }
+    console.log(`pod ${opts.namespace}/${podName}: default inbound policy ${def.policy} (from ${def.source})${def.problem ? `\n  warning: ${def.problem}` : ""}`);
+    for (const c of compiled) {
+      console.log(`\nport ${c.port}: ${c.server.name} (protocol ${c.server.protocol})${c.server.audit ? " [audit mode]" : ""}`);
+      for (const s of c.conflicts) console.log(`  warning: Server ${s.metadata.name} also selects this port and is ignored (the oldest Server wins)`);
+      const rows = explainInboundServer(c.server);
+      console.log(table([["ROUTE", "MATCHES", "AUTHORIZATION", "ALLOWS"], ...rows.map((r) => [r.route, r.match, r.authorization, r.allows])]).replace(/^/gm, "  "));
+    }
+    if (rejected.length > 0) {
+      console.log(`\npolicy resources in ${opts.namespace} that are not accepted (they grant nothing):`);
+      for (const r of rejected) console.log(`  ${r.kind}/${r.name}: ${r.reason}: ${r.message}`);
+    }
+  } finally {
+    await cluster.close();
+  }
+}
+
+function validate(files: string[]): void {
+  let bad = 0;
+  for (const file of files) {
+    const text = readFileSync(file, "utf8");
+    for (const doc of parseAllDocuments(text)) {
+      const obj = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
+      if (!obj) continue;
+      const where = `${file}:${doc.range ? text.slice(0, doc.range[0]).split("\n").length : 1} ${obj.kind ?? "?"}/${obj.metadata?.name ?? "?"}`;
+      if (!["Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication", "HTTPRoute", "GRPCRoute"].includes(obj.kind ?? "")) continue;
+      const { errors, warnings } = validatePolicyResource(obj);
+      for (const e of errors) console.log(`${where}: error: ${e.field ? `${e.field}: ` : ""}${e.message}`);
+      for (const w of warnings) console.log(`${where}: warning: ${w}`);
+      if (errors.length === 0) console.log(`${where}: ok`);
+      else bad++;
+    }
+  }
+  if (bad > 0) throw new TetherError("POLICY_INVALID", `${bad} invalid resource(s); fix the fields named above`);
+}
+
+export function registerPolicyCommands(program: Command): void {
+  const policy = program.commands.find((c) => c.name() === "policy") ?? program.command("policy").description("authorization policy controller");
+  addClusterOptions(policy.command("serve").description(`serve InboundPolicies/WatchPort (default port ${POLICY_PORT})`))
+    .option("--host <host>", "address to listen on", "0.0.0.0")
+    .option("--port <port>", "gRPC port", portOption, POLICY_PORT)
+    .option("--log-level <level>", "pino log level", "info")
+    .action((opts) => serve(opts));
+  policy
+    .command("validate")
+    .description("check policy resources in YAML files the way the controller and admission webhook do")
+    .argument("<files...>", "YAML files (multi-document)")
+    .action((files: string[]) => validate(files));
+  addClusterOptions(program.command("authz").description("print a pod port's effective inbound policy: which rules allow whom"))
+    .argument("<pod>", "POD or POD:PORT (port number or container port name)")
+    .option("-n, --namespace <ns>", "the pod's namespace", "default")
+    .option("--json", "print the compiled policy as JSON")
+    .action((target: string, opts) => authz(target, opts));
+}

@@ -1,0 +1,79 @@
+/**
+ * Peak-EWMA with power of two choices (Finagle, linkerd2-proxy/tower).
+ *
+ * Each endpoint keeps a latency estimate. A response slower than the estimate replaces it at once
+ * (peak sensitivity); otherwise the estimate moves toward the sample with a time-based weight
+ * (half-life `halfLifeMs`). While an endpoint gets no responses its estimate decays toward 0, so an
+ * endpoint that was slow is tried again later and comes back if it has recovered.
+ *
+ * cost = max(estimate, age of its oldest in-flight request) x (in-flight + 1). The age term keeps a
+ * decayed idle endpoint from soaking up a burst before its first answer arrives.
+ *
+ * The two candidates are the least recently picked endpoint and one uniformly random other. Costs
+ * within the tie band go to the least recently picked one: sequential traffic over equal endpoints
+ * then rotates exactly, where two random candidates would split it binomially. A new endpoint, or
+ * one whose backoff expired, is probed as soon as it is the least recent one and idle.
+ */
+import { BaseBalancer, type EndpointState } from "./endpoint-set.js";
+import { DEFAULT_PEAK_EWMA, type BalancerOptions, type Outcome, type PeakEwmaConfig } from "./types.js";
+
+export class PeakEwmaBalancer<E> extends BaseBalancer<E> {
+  readonly name = "peak-ewma";
+  private readonly config: PeakEwmaConfig;
+  /** Time constant of the exponential decay, from the half-life. */
+  private readonly tauMs: number;
+
+  constructor(options: BalancerOptions<E>) {
+    super(options);
+    this.config = { ...DEFAULT_PEAK_EWMA, ...options.peakEwma };
+    if (!(this.config.halfLifeMs > 0)) throw new RangeError("peak-ewma halfLifeMs must be > 0");
+    this.tauMs = this.config.halfLifeMs / Math.LN2;
+  }
+
+  protected override initialEstimate(): number {
+    return this.config.defaultRttMs;
+  }
+
+  protected override choose(now: number): EndpointState<E> {
+    const first = this.leastRecent();
+    if (this.ready.length === 1 || (first.probe && first.inFlight === 0)) return first;
+    // A uniform choice among the others: index in [0, n-1), skipping `first`.
+    let i = Math.floor(this.random() * (this.ready.length - 1));
+    if (i >= first.index) i++;
+    const second = this.examine(this.ready[i]!);
+    const a = this.cost(first, now);
+    const b = this.cost(second, now);
+    const low = Math.min(a, b);
+    const high = Math.max(a, b);
+    if (high - low <= this.config.tieMs || high <= low * (1 + this.config.tieRatio)) return first;
+    return a < b ? first : second;
+  }
+
+  protected override observe(state: EndpointState<E>, outcome: Outcome, now: number): void {
+    const sample = outcome.ok ? outcome.latencyMs : Math.max(outcome.latencyMs, this.config.failurePenaltyMs);
+    const decayed = this.decayed(state, now);
+    if (state.samples === 0 || sample > decayed) {
+      // The first answer replaces the default guess; a slower one than expected is believed at once.
+      state.estimateMs = sample;
+    } else {
+      const w = Math.exp(-(now - state.stampMs) / this.tauMs);
+      state.estimateMs = state.estimateMs * w + sample * (1 - w);
+    }
+    state.stampMs = now;
+    state.samples++;
+  }
+
+  protected override currentEstimate(state: EndpointState<E>, now: number): number {
+    return this.decayed(state, now);
+  }
+
+  private decayed(state: EndpointState<E>, now: number): number {
+    return state.estimateMs * Math.exp(-(now - state.stampMs) / this.tauMs);
+  }
+
+  private cost(state: EndpointState<E>, now: number): number {
+    const oldest = state.oldestStart();
+    const latency = oldest === undefined ? this.decayed(state, now) : Math.max(this.decayed(state, now), now - oldest);
+    return latency * (state.inFlight + 1);
+  }
+}

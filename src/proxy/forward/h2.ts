@@ -1,0 +1,238 @@
+/**
+ * Forwards one incoming HTTP/2 stream (a gRPC call or an HTTP/2 request) to an upstream session
+ * chosen per request: headers, data and trailers pass unchanged except hop-by-hop headers;
+ * backpressure comes from piping (HTTP/2 flow control on both sides); a reset on either side
+ * resets the other; `grpc-timeout` is enforced here too, so a stuck upstream cannot hold the
+ * client past its deadline. Which endpoint, and how to connect to it (plaintext or mTLS), is the
+ * caller's business, through `choose`.
+ */
+import http2, {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
+import { systemClock, type Clock } from "../../identity/clock.js";
+import { errorMessage } from "../../identity/errors.js";
+import { errorReason, httpStatusFor, UpstreamError } from "./errors.js";
+import { forwardableHeaders } from "./headers.js";
+import { GrpcStatus, grpcStatusOf, isGrpc, parseGrpcTimeout, trailersOnly } from "./grpc.js";
+
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+/** One attempt's endpoint: its pooled session, and where the outcome goes (a balancer pick). */
+export interface Upstream {
+  /** Rejects with a retryable UpstreamError when the connection fails before anything was sent. */
+  session(): Promise<ClientHttp2Session>;
+  done(outcome: { ok: boolean; latencyMs: number }): void;
+  failed(): void;
+  cancel(): void;
+}
+
+export interface H2ForwardOptions {
+  /**
+   * Chooses the endpoint for attempt `attempt` (0-based; a new attempt follows a retryable
+   * connect failure). Throw UpstreamError("UPSTREAM_NO_ENDPOINTS", …) when there is none.
+   */
+  choose(headers: IncomingHttpHeaders, attempt: number): Upstream;
+  /** Attempts in total, counting the first (default 3). */
+  maxAttempts?: number;
+  /** Last change to the request headers (e.g. the inbound proxy's tether-client-id). */
+  requestHeaders?: (headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
+  clock?: Clock;
+}
+
+export interface H2ForwardResult {
+  /** HTTP status sent to the client (undefined if the stream was reset before any response). */
+  status?: number;
+  grpcStatus?: number;
+  /** Stable code when the proxy produced the answer or a reset (UPSTREAM_*, DEADLINE_EXCEEDED, CLIENT_CANCELLED). */
+  error?: string;
+  attempts: number;
+  /** Request start to response headers (what the balancer saw), ms. */
+  latencyMs?: number;
+}
+
+/**
+ * Forwards `stream` and resolves when it is over (never rejects: failures become responses or
+ * resets, and the result says which).
+ */
+export async function forwardH2(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  options: H2ForwardOptions,
+): Promise<H2ForwardResult> {
+  const clock = options.clock ?? systemClock;
+  const start = clock.now();
+  const grpc = isGrpc(headers);
+  const result: H2ForwardResult = { attempts: 0 };
+  stream.on("error", () => {}); // a reset client surfaces through 'close'; nothing to crash on
+  const closed = new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once("close", () => resolve())));
+
+  const timeoutMs = grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : undefined;
+  let onDeadline: (() => void) | undefined;
+  const deadline =
+    timeoutMs === undefined ? undefined : clock.setTimeout(() => (onDeadline ?? respondDeadline)(), timeoutMs);
+  const respondDeadline = () => {
+    result.error = "DEADLINE_EXCEEDED";
+    respondError(stream, grpc, GrpcStatus.DEADLINE_EXCEEDED, 504, "DEADLINE_EXCEEDED", "deadline exceeded in tether proxy", result);
+  };
+  stream.once("close", () => {
+    if (deadline) clock.clearTimeout(deadline);
+  });
+
+  // Acquire a session, moving to another endpoint while failures are retryable.
+  let upstream: Upstream | undefined;
+  let session: ClientHttp2Session | undefined;
+  const maxAttempts = options.maxAttempts ?? 3;
+  while (!session) {
+    if (stream.closed || result.error) {
+      await closed;
+      return result;
+    }
+    result.attempts++;
+    try {
+      upstream = options.choose(headers, result.attempts - 1);
+    } catch (err) {
+      fail(stream, grpc, err, result);
+      await closed;
+      return result;
+    }
+    try {
+      session = await upstream.session();
+    } catch (err) {
+      upstream.failed();
+      const retryable = err instanceof UpstreamError && err.retryable;
+      if (retryable && result.attempts < maxAttempts) continue;
+      fail(stream, grpc, err, result);
+      await closed;
+      return result;
+    }
+  }
+  const chosen = upstream!;
+  if (stream.closed || result.error) {
+    chosen.cancel();
+    await closed;
+    return result;
+  }
+
+  let out = forwardableHeaders(headers);
+  if (options.requestHeaders) out = options.requestHeaders(out);
+  let req: ClientHttp2Stream;
+  try {
+    req = session.request(out, { waitForTrailers: true });
+  } catch (err) {
+    // The session started going away between the pool check and now: nothing was sent.
+    chosen.cancel();
+    fail(stream, grpc, new UpstreamError("UPSTREAM_CONNECT_FAILED", `upstream session unusable: ${errorMessage(err)}`, true), result);
+    await closed;
+    return result;
+  }
+  req.on("error", () => {}); // resets surface through 'close' with rstCode
+
+  let requestTrailers: IncomingHttpHeaders | undefined;
+  stream.once("trailers", (t: IncomingHttpHeaders) => (requestTrailers = t));
+  req.on("wantTrailers", () => req.sendTrailers(requestTrailers ? forwardableHeaders(requestTrailers) : {}));
+  stream.pipe(req);
+
+  let responded = false;
+  let overrideTrailers: OutgoingHttpHeaders | undefined;
+  let responseTrailers: IncomingHttpHeaders | undefined;
+  const settle = (ok: boolean) => {
+    result.latencyMs = clock.now() - start;
+    chosen.done({ ok, latencyMs: result.latencyMs });
+  };
+
+  req.once("response", (h: IncomingHttpHeaders, flags: number) => {
+    responded = true;
+    const status = Number(h[":status"]);
+    const grpcStatus = grpcStatusOf(h);
+    settle(status < 500 && grpcStatus !== GrpcStatus.UNAVAILABLE);
+    if (stream.closed || stream.headersSent) return;
+    result.status = status;
+    result.grpcStatus = grpcStatus;
+    if (flags & NGHTTP2_FLAG_END_STREAM) {
+      stream.respond(forwardableHeaders(h), { endStream: true });
+      return;
+    }
+    stream.respond(forwardableHeaders(h), { waitForTrailers: true });
+    req.pipe(stream);
+  });
+  req.once("trailers", (t: IncomingHttpHeaders) => {
+    responseTrailers = t;
+    result.grpcStatus = grpcStatusOf(t) ?? result.grpcStatus;
+  });
+  stream.on("wantTrailers", () => {
+    stream.sendTrailers(overrideTrailers ?? (responseTrailers ? forwardableHeaders(responseTrailers) : {}));
+  });
+
+  onDeadline = () => {
+    req.close(NGHTTP2_CANCEL);
+    if (!responded) settle(false);
+    if (!stream.headersSent) return respondDeadline();
+    // Response already started: end it with a DEADLINE_EXCEEDED status in the trailers.
+    result.error = "DEADLINE_EXCEEDED";
+    result.grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
+    overrideTrailers = { "grpc-status": String(GrpcStatus.DEADLINE_EXCEEDED), "grpc-message": "deadline exceeded in tether proxy" };
+    req.unpipe(stream);
+    if (!stream.writableEnded) stream.end();
+  };
+
+  req.once("close", () => {
+    const code = req.rstCode ?? NGHTTP2_NO_ERROR;
+    if (!responded) settle(false);
+    if (stream.closed || result.error === "DEADLINE_EXCEEDED") return;
+    if (code !== NGHTTP2_NO_ERROR || !req.readableEnded) {
+      // The upstream reset (or vanished): tell the client the same way.
+      result.error = "UPSTREAM_RESET";
+      stream.close(code !== NGHTTP2_NO_ERROR ? code : NGHTTP2_INTERNAL_ERROR);
+    }
+  });
+  stream.once("close", () => {
+    if (!req.closed && !req.readableEnded) {
+      // The client cancelled (RST_STREAM) or went away: cancel upstream so the server stops work.
+      result.error ??= "CLIENT_CANCELLED";
+      req.close(NGHTTP2_CANCEL);
+    }
+  });
+
+  await closed;
+  return result;
+}
+
+function fail(stream: ServerHttp2Stream, grpc: boolean, err: unknown, result: H2ForwardResult): void {
+  const code = errorReason(err);
+  result.error = code;
+  respondError(stream, grpc, GrpcStatus.UNAVAILABLE, httpStatusFor(err), code, errorMessage(err), result);
+}
+
+/**
+ * The proxy's own answer: gRPC gets a trailers-only response with grpc-status, HTTP gets a status
+ * with a `tether-error` header naming the stable code. A stream already answering is reset.
+ */
+function respondError(
+  stream: ServerHttp2Stream,
+  grpc: boolean,
+  grpcStatus: number,
+  httpStatus: number,
+  code: string,
+  message: string,
+  result: H2ForwardResult,
+): void {
+  if (stream.closed || stream.destroyed) return;
+  if (stream.headersSent) {
+    stream.close(NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  stream.resume(); // discard any request body still arriving
+  if (grpc) {
+    result.status = 200;
+    result.grpcStatus = grpcStatus;
+    stream.respond(trailersOnly(grpcStatus, message, { "tether-error": code }), { endStream: true });
+    return;
+  }
+  result.status = httpStatus;
+  stream.respond({ ":status": httpStatus, "content-type": "text/plain; charset=utf-8", "tether-error": code });
+  stream.end(`${message}\n`);
+}

@@ -1,0 +1,58 @@
+/**
+ * The proxy's current TLS contexts. Every new certificate from the identity agent rebuilds them;
+ * new connections use the new ones while live connections keep the context they started with.
+ * With no valid certificate there is no context, and meshed traffic is refused (fail closed).
+ */
+import type { SecureContext } from "node:tls";
+import {
+  createClientSecureContext,
+  createServerSecureContext,
+  type Credentials,
+} from "../identity/tls.js";
+import type { Clock } from "../identity/clock.js";
+
+export class TlsContexts {
+  private credentials: Credentials | undefined;
+  private server: SecureContext | undefined;
+  private client: SecureContext | undefined;
+  /** Number of certificates installed so far (rotation is observable in tests and metrics). */
+  generation = 0;
+
+  constructor(
+    private anchorsPem: string,
+    private readonly clock: Clock,
+  ) {}
+
+  install(credentials: Credentials): void {
+    this.server = createServerSecureContext(credentials, this.anchorsPem);
+    this.client = createClientSecureContext(credentials, this.anchorsPem);
+    this.credentials = credentials;
+    this.generation++;
+  }
+
+  /** New trust anchors (anchor rotation): rebuild the contexts with the current certificate. */
+  setAnchors(anchorsPem: string): void {
+    this.anchorsPem = anchorsPem;
+    if (this.credentials) this.install(this.credentials);
+  }
+
+  get anchors(): string {
+    return this.anchorsPem;
+  }
+
+  /** The credentials if they are valid now. */
+  current(): Credentials | undefined {
+    const creds = this.credentials;
+    if (!creds) return undefined;
+    const now = this.clock.now();
+    return now >= creds.notBefore && now < creds.notAfter ? creds : undefined;
+  }
+
+  serverContext(): SecureContext | undefined {
+    return this.current() ? this.server : undefined;
+  }
+
+  clientContext(): SecureContext | undefined {
+    return this.current() ? this.client : undefined;
+  }
+}

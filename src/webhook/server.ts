@@ -1,0 +1,205 @@
+/**
+ * The tether-injector process: HTTPS on :8443 for the API server (POST /inject, POST /validate)
+ * and plain HTTP on an admin port (/metrics, /live, /ready). Every request gets an answer: a
+ * malformed, oversized or mistyped body gets a 4xx with a message, an unexpected failure a denial.
+ */
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { errorMessage } from "../identity/errors.js";
+import { systemClock, type Clock } from "../identity/clock.js";
+import { internalError, parseReview, reviewEnvelope, reviewInjection, reviewPolicy, type ClusterLookup, type Reviewed } from "./admission.js";
+import { CertReloader } from "./cert-reloader.js";
+import { WebhookMetrics } from "./metrics.js";
+import type { InjectionSettings } from "./settings.js";
+
+/** kube-apiserver caps objects at about 1.5 MiB; a review carries object and oldObject. */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+export const WEBHOOK_ADMIN_PORT = 9995;
+
+export interface WebhookServerOptions {
+  settings: InjectionSettings;
+  lookup: ClusterLookup;
+  certFile: string;
+  keyFile: string;
+  log: Logger;
+  host?: string;
+  port?: number;
+  adminHost?: string;
+  /** 0 picks a free port; undefined disables the admin server. */
+  adminPort?: number;
+  maxBodyBytes?: number;
+  clock?: Clock;
+  certPollMs?: number;
+}
+
+export interface WebhookServer {
+  readonly port: number;
+  readonly adminPort: number | undefined;
+  readonly metrics: WebhookMetrics;
+  /** Re-reads the serving certificate now (the watcher does this on its own). */
+  reloadCertificate(): boolean;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly reason: string, message: string) {
+    super(message);
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? NaN);
+    if (declared > limit) {
+      reject(new HttpError(413, "too-large", `the body (${declared} bytes) exceeds the webhook's limit of ${limit} bytes`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume();
+        reject(new HttpError(413, "too-large", `the body exceeds the webhook's limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  res.writeHead(status, { "content-type": typeof body === "string" ? "text/plain; charset=utf-8" : "application/json" });
+  res.end(text);
+}
+
+export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+  const log = options.log;
+  const clock = options.clock ?? systemClock;
+  const metrics = new WebhookMetrics();
+  const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+
+  let server: HttpsServer | undefined;
+  const reloader = new CertReloader({
+    certFile: options.certFile,
+    keyFile: options.keyFile,
+    clock,
+    log,
+    pollMs: options.certPollMs,
+    onChange: (pair) => {
+      // New handshakes use the new pair; established connections keep theirs.
+      server?.setSecureContext({ cert: pair.cert, key: pair.key });
+      metrics.certReloads.inc({ result: "ok" });
+      metrics.certExpiry.set(pair.notAfter.getTime() / 1000);
+    },
+    onRefused: () => metrics.certReloads.inc({ result: "refused" }),
+  });
+  metrics.certExpiry.set(reloader.pair.notAfter.getTime() / 1000);
+
+  const handlers: Record<string, (body: unknown) => Promise<Reviewed>> = {
+    "/inject": async (body) => {
+      const parsed = parseReview(body);
+      if (!parsed.ok) throw new HttpError(400, "malformed-review", parsed.message);
+      return reviewInjection(parsed.request, options.settings, options.lookup).catch((err) => internalError(parsed.request.uid, err));
+    },
+    "/validate": async (body) => {
+      const parsed = parseReview(body);
+      if (!parsed.ok) throw new HttpError(400, "malformed-review", parsed.message);
+      return reviewPolicy(parsed.request, options.lookup).catch((err) => internalError(parsed.request.uid, err));
+    },
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    try {
+      if (req.method === "GET" && (path === "/live" || path === "/ready")) return send(res, 200, "ok\n");
+      const handler = handlers[path];
+      if (!handler) throw new HttpError(404, "unknown-path", `no webhook at ${path}; use /inject or /validate`);
+      if (req.method !== "POST") throw new HttpError(405, "wrong-method", `${req.method} is not allowed; the API server POSTs AdmissionReviews`);
+      const type = String(req.headers["content-type"] ?? "");
+      if (!/^application\/json\b/i.test(type)) throw new HttpError(415, "wrong-content-type", `content-type ${JSON.stringify(type)} is not application/json`);
+      const raw = await readBody(req, limit);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString("utf8"));
+      } catch (err) {
+        throw new HttpError(400, "malformed-json", `the body is not JSON: ${errorMessage(err)}`);
+      }
+      const webhook = path.slice(1);
+      const started = performance.now();
+      const reviewed = await handler(body);
+      metrics.duration.observe({ webhook }, (performance.now() - started) / 1000);
+      metrics.admissions.inc({ webhook, outcome: reviewed.outcome, reason: reviewed.reason });
+      if (reviewed.outcome === "denied") {
+        log.warn({ webhook, uid: reviewed.response.uid, reason: reviewed.reason, message: reviewed.response.status?.message }, "admission denied");
+      } else {
+        log.debug({ webhook, uid: reviewed.response.uid, outcome: reviewed.outcome, reason: reviewed.reason }, "admission reviewed");
+      }
+      send(res, 200, reviewEnvelope(reviewed.response));
+    } catch (err) {
+      const e = err instanceof HttpError ? err : new HttpError(500, "internal", `internal error: ${errorMessage(err)}`);
+      metrics.badRequests.inc({ reason: e.reason });
+      log.warn({ path, status: e.status, reason: e.reason, message: e.message }, "webhook request refused");
+      if (!res.headersSent) {
+        // An oversized body is not read to the end; close instead of keeping a half-read connection.
+        if (e.status === 413) res.setHeader("connection", "close");
+        send(res, e.status, e.message + "\n");
+      }
+    }
+  };
+
+  server = createHttpsServer({ cert: reloader.pair.cert, key: reloader.pair.key, minVersion: "TLSv1.2" }, (req, res) => void handle(req, res));
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.on("tlsClientError", () => metrics.badRequests.inc({ reason: "tls" }));
+  await new Promise<void>((resolve, reject) => {
+    server!.once("error", reject);
+    server!.listen(options.port ?? 8443, options.host ?? "0.0.0.0", () => resolve());
+  });
+
+  let admin: HttpServer | undefined;
+  if (options.adminPort !== undefined) {
+    admin = createHttpServer((req, res) => {
+      const path = (req.url ?? "/").split("?")[0];
+      if (path === "/metrics") {
+        metrics.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { "content-type": metrics.registry.contentType });
+            res.end(text);
+          },
+          (err) => send(res, 500, errorMessage(err)),
+        );
+      } else if (path === "/live" || path === "/ready") send(res, 200, "ok\n");
+      else send(res, 404, "not found\n");
+    });
+    await new Promise<void>((resolve, reject) => {
+      admin!.once("error", reject);
+      admin!.listen(options.adminPort, options.adminHost ?? "0.0.0.0", () => resolve());
+    });
+  }
+  reloader.start();
+
+  return {
+    port: (server.address() as AddressInfo).port,
+    adminPort: admin ? (admin.address() as AddressInfo).port : undefined,
+    metrics,
+    reloadCertificate: () => reloader.check(),
+    close: async () => {
+      reloader.stop();
+      const closing = [server!, ...(admin ? [admin] : [])].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeAllConnections();
+          }),
+      );
+      await Promise.all(closing);
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { authorize, parseCidr, parseIp } from "../../src/api/inbound-policy.js";
+import type { InboundServer } from "../../src/api/index.js";
+
+const base: InboundServer = { name: "t", protocol: "unknown", authorizations: [], routes: [], defaultPolicy: "deny", audit: false };
+
+test("parseIp handles IPv4, IPv6 shorthand, embedded IPv4, zones and junk", () => {
+  assert.deepEqual(parseIp("10.1.2.3"), { v4: true, w: [0, 0, 0xffff, 0x0a010203] });
+  assert.deepEqual(parseIp("::ffff:10.1.2.3"), { v4: true, w: [0, 0, 0xffff, 0x0a010203] });
+  assert.deepEqual(parseIp("fd00::1"), { v4: false, w: [0xfd000000, 0, 0, 1] });
+  assert.deepEqual(parseIp("fe80::1%eth0"), { v4: false, w: [0xfe800000, 0, 0, 1] });
+  assert.deepEqual(parseIp("::"), { v4: false, w: [0, 0, 0, 0] });
+  for (const bad of ["", "10.0.0", "10.0.0.256", "fd00:::1", "host", "1.2.3.4/8"]) assert.equal(parseIp(bad), undefined, bad);
+});
+
+test("parseCidr keeps families apart and rejects bad prefixes", () => {
+  assert.equal(parseCidr("10.0.0.0/8")!.bits, 104);
+  assert.equal(parseCidr("10.0.0.1")!.bits, 128);
+  assert.equal(parseCidr("fd00::/8")!.bits, 8);
+  assert.equal(parseCidr("10.0.0.0/33"), undefined);
+  assert.equal(parseCidr("fd00::/129"), undefined);
+  assert.equal(parseCidr("10.0.0.0/x"), undefined);
+});
+
+test("a network that does not parse matches nothing, and a bad except excludes everything", () => {
+  const server: InboundServer = {
+    ...base,
+    authorizations: [
+      { name: "bad", networks: [{ cidr: "nonsense", except: [] }], authentication: "unauthenticated", identities: [] },
+      { name: "bad-except", networks: [{ cidr: "0.0.0.0/0", except: ["nonsense"] }], authentication: "unauthenticated", identities: [] },
+    ],
+  };
+  const d = authorize(server, { tls: false, clientIp: "10.0.0.1" });
+  assert.deepEqual([d.allowed, d.reason], [false, "network-not-allowed"]);
+});
+
+test("a client address that does not parse never matches a network", () => {
+  const server: InboundServer = { ...base, authorizations: [{ name: "any4", networks: [{ cidr: "0.0.0.0/0", except: [] }], authentication: "unauthenticated", identities: [] }] };
+  assert.equal(authorize(server, { tls: false, clientIp: "garbage" }).allowed, false);
+  assert.equal(authorize(server, { tls: false, clientIp: "1.2.3.4" }).allowed, true);
+  // An IPv4 CIDR never matches an IPv6 client.
+  assert.equal(authorize(server, { tls: false, clientIp: "fd00::1" }).allowed, false);
+});
+
+test("a client identity without TLS counts for nothing", () => {
+  const server: InboundServer = { ...base, authorizations: [{ name: "a", networks: [], authentication: "mtls", identities: ["*"] }] };
+  assert.equal(authorize(server, { tls: false, clientIdentity: "x.y.serviceaccount.identity.tether.cluster.local", clientIp: "10.0.0.1" }).reason, "unauthenticated");
+});
+
+test("an invalid regular expression in a route matches nothing", () => {
+  const server: InboundServer = {
+    ...base,
+    routes: [
+      {
+        name: "r",
+        matches: [{ pathType: "RegularExpression", path: "(", method: "", headers: [], grpcService: "", grpcMethod: "", grpcMatchType: "" }],
+        authorizations: [{ name: "all", networks: [], authentication: "unauthenticated", identities: [] }],
+      },
+    ],
+  };
+  assert.equal(authorize(server, { tls: false, clientIp: "10.0.0.1" }, { method: "GET", path: "(", headers: {} }).reason, "no-route");
+});
+
+test("header matches accept multi-valued headers and ignore name case", () => {
+  const server: InboundServer = {
+    ...base,
+    routes: [
+      {
+        name: "r",
+        matches: [{ pathType: "", path: "", method: "", headers: [{ name: "X-Env", value: "prod|staging", regex: true }], grpcService: "", grpcMethod: "", grpcMatchType: "" }],
+        authorizations: [{ name: "all", networks: [], authentication: "unauthenticated", identities: [] }],
+      },
+    ],
+  };
+  const conn = { tls: false, clientIp: "10.0.0.1" };
+  assert.equal(authorize(server, conn, { method: "GET", path: "/", headers: { "x-env": ["dev", "staging"] } }).allowed, true);
+  assert.equal(authorize(server, conn, { method: "GET", path: "/", headers: { "x-env": "production" } }).allowed, false);
+});
+
+test("the compiled form is cached per server object, so a new object is recompiled", () => {
+  const a: InboundServer = { ...base, authorizations: [{ name: "a", networks: [], authentication: "unauthenticated", identities: [] }] };
+  const conn = { tls: false, clientIp: "10.0.0.1" };
+  assert.equal(authorize(a, conn).allowed, true);
+  assert.equal(authorize({ ...a, authorizations: [] }, conn).allowed, false);
+});
