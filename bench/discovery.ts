@@ -3,15 +3,16 @@
  * again) until every subscriber of the Service has received the update, over in-process gRPC on
  * loopback, for 10-5000 subscribers and Services of 10-1000 endpoints.
  *
- * Clients run in the same process as the server (2 cores), so the figure includes decoding on
- * every subscriber: an upper bound of what the server alone spends. `server` is the server's own
- * compute + write time per change (tether_destination_fanout_seconds).
+ * Subscribers run in a worker thread (the other core), each with its own stream over 1-25
+ * connections; the figure still includes their decoding. `server` is the server's own compute +
+ * serialize + write time per change (tether_destination_fanout_seconds).
  *
  * Usage: npm run bench -- discovery [--quick] [--rounds=N]
  */
+import { once } from "node:events";
+import { Worker } from "node:worker_threads";
 import type { Pod } from "kubernetes-types/core/v1.js";
 import { pino } from "pino";
-import { createDestinationClient, watchDestination, type DestinationWatch } from "../src/api/destination-client.js";
 import { PROXY_CONTAINER_NAME } from "../src/api/mesh.js";
 import { MemoryCluster } from "../src/cluster/memory.js";
 import { endpointSlicesFor } from "../src/discovery/slice-controller.js";
@@ -52,6 +53,30 @@ interface Row {
   serverMs: number;
 }
 
+/** Waits for the worker's next message of `type`. */
+function next(worker: Worker, type: string): Promise<{ at?: number }> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg: { type: string; at?: number; message?: string }) => {
+      if (msg.type === "error") {
+        cleanup();
+        reject(new Error(`subscriber failed: ${msg.message}`));
+      } else if (msg.type === type) {
+        cleanup();
+        resolve(msg);
+      }
+    };
+    const onError = (err: Error) => (cleanup(), reject(err));
+    const cleanup = () => {
+      worker.off("message", onMessage);
+      worker.off("error", onError);
+    };
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+  });
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
 async function measure(subscribers: number, endpoints: number, rounds: number): Promise<Row> {
   const cluster = new MemoryCluster();
   cluster.apply("Service", service);
@@ -59,44 +84,31 @@ async function measure(subscribers: number, endpoints: number, rounds: number): 
   syncSlices(cluster);
   const server = await startDestinationServer({ cluster, listen: "127.0.0.1:0", logger });
   const connections = Math.max(1, Math.min(25, Math.ceil(subscribers / 200)));
-  const clients = Array.from({ length: connections }, () =>
-    createDestinationClient(server.address, undefined, { "grpc.use_local_subchannel_pool": 1, "grpc.max_receive_message_length": 64 << 20 }),
-  );
 
-  let received = 0;
-  let target = subscribers;
-  let done: (() => void) | undefined;
-  const onMessage = () => {
-    if (++received === target) done?.();
-  };
-  const allReceived = () => new Promise<void>((resolve) => (done = resolve));
-
-  const started = performance.now();
-  let waiting = allReceived();
-  const watches: DestinationWatch[] = [];
-  for (let i = 0; i < subscribers; i++) {
-    watches.push(watchDestination(clients[i % connections]!, "web.bench.svc.cluster.local:80", onMessage, { onError: (e) => console.error(e.message) }));
-  }
-  await waiting;
-  const connectMs = performance.now() - started;
+  const started = now();
+  const worker = new Worker(new URL("./_discovery-clients.ts", import.meta.url), {
+    workerData: { address: server.address, path: "web.bench.svc.cluster.local:80", subscribers, connections },
+  });
+  const { at: connectedAt } = await next(worker, "received");
+  const connectMs = connectedAt! - started;
 
   const times: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    received = 0;
-    waiting = allReceived();
-    const t0 = performance.now();
+    worker.postMessage({ type: "expect", count: subscribers });
+    await next(worker, "armed");
+    const received = next(worker, "received");
+    const t0 = now();
     // Alternate: endpoint 0 turns unready (a remove), then ready (an add).
     cluster.apply("Pod", pod(0, r % 2 === 1));
     syncSlices(cluster);
-    await waiting;
-    times.push(performance.now() - t0);
+    times.push((await received).at! - t0);
   }
   const hist = (await server.metrics.fanoutSeconds.get()).values;
   const sum = hist.find((v) => v.metricName?.endsWith("_sum"))?.value ?? 0;
   const count = hist.find((v) => v.metricName?.endsWith("_count"))?.value ?? 1;
 
-  for (const w of watches) w.close();
-  for (const c of clients) c.close();
+  worker.postMessage({ type: "close" });
+  await once(worker, "exit");
   await server.close();
   times.sort((a, b) => a - b);
   return { subscribers, endpoints, connectMs, p50: quantile(times, 0.5), p90: quantile(times, 0.9), max: times.at(-1)!, serverMs: (sum / count) * 1000 };
@@ -125,7 +137,7 @@ export async function run(args: string[]): Promise<void> {
   const rounds = roundsArg ? Math.max(1, Number(roundsArg.slice("--rounds=".length)) || 1) : quick ? 5 : 21;
   const subscriberCounts = quick ? [10, 100, 1000] : [10, 100, 1000, 5000];
   const endpointCounts = [10, 100, 1000];
-  console.log(`discovery fan-out: one endpoint change -> all subscribers received (${rounds} rounds each, in-process gRPC on loopback)`);
+  console.log(`discovery fan-out: one endpoint change -> all subscribers received (${rounds} rounds each, gRPC on loopback, subscribers in a worker thread)`);
   const rows: Row[] = [];
   for (const endpoints of endpointCounts) {
     for (const subscribers of subscriberCounts) {

@@ -103,6 +103,20 @@ export function parseIp(text: string): Ip | undefined {
   return { v4: mapped, w };
 }
 
+// Clients repeat: remember recent parses (bounded; cleared wholesale when full).
+const ipCache = new Map<string, Ip | undefined>();
+const IP_CACHE_MAX = 4096;
+
+function clientIp(text: string): Ip | undefined {
+  let ip = ipCache.get(text);
+  if (ip === undefined && !ipCache.has(text)) {
+    ip = parseIp(text);
+    if (ipCache.size >= IP_CACHE_MAX) ipCache.clear();
+    ipCache.set(text, ip);
+  }
+  return ip;
+}
+
 interface Cidr {
   v4: boolean;
   w: [number, number, number, number];
@@ -159,6 +173,8 @@ type HeaderTest = { name: string; test: (v: string) => boolean };
 
 interface CompiledMatch {
   route: CompiledRoute;
+  /** The one path this match can match (exact path, or exact gRPC service and method). */
+  exactPath?: string;
   specificity: number;
   path?: (p: string) => boolean;
   method?: string;
@@ -174,8 +190,14 @@ interface CompiledRoute {
 interface CompiledServer {
   opaque: boolean;
   authz: CompiledAuthz[];
-  /** Every match of every route, most specific first. */
+  /**
+   * Exact-path and exact gRPC method matches by path, most specific first. They outrank every
+   * other kind of match, so they are looked up first instead of scanned.
+   */
+  exact: Map<string, CompiledMatch[]>;
+  /** Every other match, most specific first. */
   matches: CompiledMatch[];
+  hasRoutes: boolean;
   needsIp: boolean;
 }
 
@@ -242,6 +264,7 @@ function compileMatch(m: RouteMatch, route: CompiledRoute): CompiledMatch {
   let length = 1;
   let path: CompiledMatch["path"];
   let grpc: CompiledMatch["grpc"];
+  let exactPath: string | undefined;
   if (m.grpcService || m.grpcMethod) {
     if (m.grpcMatchType === "RegularExpression") {
       const s = m.grpcService ? fullRegex(m.grpcService) : () => true;
@@ -253,13 +276,15 @@ function compileMatch(m: RouteMatch, route: CompiledRoute): CompiledMatch {
       const me = m.grpcMethod;
       grpc = (service, method) => (!s || s === service) && (!me || me === method);
       kind = s && me ? KIND_EXACT : KIND_PREFIX;
+      if (s && me) exactPath = `/${s}/${me}`;
     }
-    length = m.grpcService.length + m.grpcMethod.length;
+    length = (m.grpcService ?? "").length + (m.grpcMethod ?? "").length;
   } else if (m.path) {
     if (m.pathType === "Exact") {
       const p = m.path;
       path = (x) => x === p;
       kind = KIND_EXACT;
+      exactPath = p;
     } else if (m.pathType === "RegularExpression") {
       path = fullRegex(m.path);
       kind = KIND_REGEX;
@@ -269,7 +294,7 @@ function compileMatch(m: RouteMatch, route: CompiledRoute): CompiledMatch {
     }
     length = m.path.length;
   }
-  return { route, specificity: specificity(kind, length, method !== undefined, headers.length), path, method, grpc, headers };
+  return { route, exactPath, specificity: specificity(kind, length, method !== undefined, headers.length), path, method, grpc, headers };
 }
 
 function compile(server: InboundServer): CompiledServer {
@@ -285,7 +310,10 @@ function compile(server: InboundServer): CompiledServer {
   }
   // Stable sort: equal specificity keeps the controller's order (oldest route first).
   matches.sort((a, b) => b.specificity - a.specificity);
-  return { opaque: server.protocol === "opaque", authz, matches, needsIp };
+  const exact = new Map<string, CompiledMatch[]>();
+  for (const m of matches) if (m.exactPath !== undefined) exact.set(m.exactPath, [...(exact.get(m.exactPath) ?? []), m]);
+  const rest = matches.filter((m) => m.exactPath === undefined);
+  return { opaque: server.protocol === "opaque", authz, exact, matches: rest, hasRoutes: matches.length > 0, needsIp };
 }
 
 function compiled(server: InboundServer): CompiledServer {
@@ -307,9 +335,35 @@ function headerMatches(headers: RequestFacts["headers"], h: HeaderTest): boolean
   return false;
 }
 
+const UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+
+/**
+ * The path as the application will most likely understand it, so that `/public/../admin` cannot
+ * pass for a `/public` route: percent-encoded unreserved characters decoded, `.` and `..` segments
+ * removed (RFC 3986 5.2.4), repeated slashes merged. Encoded slashes stay encoded. Most paths
+ * have none of these and are returned as they are.
+ */
+export function normalizePath(raw: string): string {
+  if (!/%|\/\.|\/\//.test(raw)) return raw;
+  const decoded = raw.replace(UNRESERVED, (m) => String.fromCharCode(parseInt(m.slice(1), 16)));
+  const out: string[] = [];
+  const segments = decoded.split("/");
+  for (let i = 1; i < segments.length; i++) {
+    const seg = segments[i]!;
+    const last = i === segments.length - 1;
+    if (seg === "..") {
+      out.pop();
+      if (last) out.push("");
+    } else if (seg === ".") {
+      if (last) out.push("");
+    } else if (seg !== "" || last) out.push(seg);
+  }
+  return `/${out.join("/")}`;
+}
+
 function findRoute(c: CompiledServer, req: RequestFacts): CompiledMatch | undefined {
   const q = req.path.indexOf("?");
-  const path = q >= 0 ? req.path.slice(0, q) : req.path;
+  const path = normalizePath(q >= 0 ? req.path.slice(0, q) : req.path);
   let service: string | undefined;
   let method = "";
   // gRPC paths are /package.Service/Method.
@@ -319,7 +373,19 @@ function findRoute(c: CompiledServer, req: RequestFacts): CompiledMatch | undefi
     method = path.slice(slash + 1);
   }
   const reqMethod = req.method.toUpperCase();
-  outer: for (const m of c.matches) {
+  const exact = c.exact.get(path);
+  return (exact && firstMatch(exact, req, path, service, method, reqMethod)) || firstMatch(c.matches, req, path, service, method, reqMethod);
+}
+
+function firstMatch(
+  list: CompiledMatch[],
+  req: RequestFacts,
+  path: string,
+  service: string | undefined,
+  method: string,
+  reqMethod: string,
+): CompiledMatch | undefined {
+  outer: for (const m of list) {
     if (m.grpc && (service === undefined || !m.grpc(service, method))) continue;
     if (m.path && !m.path(path)) continue;
     if (m.method !== undefined && m.method !== reqMethod) continue;
@@ -388,12 +454,12 @@ const REASONS: DenyReason[] = ["default-deny", "network-not-allowed", "unauthent
 export function authorize(server: InboundServer, conn: ConnectionFacts, request?: RequestFacts): Decision {
   const c = compiled(server);
   let route: CompiledRoute | undefined;
-  if (request && !c.opaque && c.matches.length > 0) {
+  if (request && !c.opaque && c.hasRoutes) {
     const m = findRoute(c, request);
     if (!m) return deny(server, "no-route", undefined);
     route = m.route;
   }
-  const ip = c.needsIp ? parseIp(conn.clientIp) : undefined;
+  const ip = c.needsIp ? clientIp(conn.clientIp) : undefined;
   const progress = { stage: NO_AUTHZ };
   const allowedBy = check(c.authz, conn, ip, progress) ?? (route ? check(route.authz, conn, ip, progress) : undefined);
   if (allowedBy) return { allowed: true, authorization: allowedBy.name, route: route?.name, reason: "authorized", audited: false };

@@ -11,7 +11,9 @@
 import { createPrivateKey, generateKeyPairSync, X509Certificate } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { parseCertificates } from "../identity/chain.js";
 import { keyIdentifier, pemEncode, readCertificateParts } from "../identity/pkix.js";
+import { IssuerError } from "./errors.js";
 import { buildCaCertificate } from "./certificate.js";
 import { writeSecretFolder } from "./secret-layout.js";
 
@@ -92,11 +94,12 @@ export async function rotateIssuer(opts: { dir: string; issuerLifetimeMs?: numbe
   const now = opts.now ?? Date.now();
   const paths = bootstrapPaths(opts.dir);
   const anchorsPem = await readFile(paths.anchorsPath, "utf8");
-  const anchor = { certPem: anchorsPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/)![0], keyPem: await readFile(paths.anchorKeyPath, "utf8") };
+  const keyPem = await readFile(paths.anchorKeyPath, "utf8");
   // With several anchors in the bundle (anchor rotation), the key on disk belongs to the one that signs.
-  for (const block of anchorsPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? []) {
-    if (new X509Certificate(block).checkPrivateKey(createPrivateKey(anchor.keyPem))) anchor.certPem = block;
-  }
+  const key = createPrivateKey(keyPem);
+  const signing = parseCertificates(anchorsPem, "trust anchors").find((c) => c.checkPrivateKey(key));
+  if (!signing) throw new IssuerError("ANCHOR_KEY_MISMATCH", `${paths.anchorKeyPath} matches no certificate in ${paths.anchorsPath}`);
+  const anchor = { certPem: pemEncode("CERTIFICATE", signing.raw), keyPem };
   const issuer = createIssuer({ anchor, lifetimeMs: opts.issuerLifetimeMs ?? 30 * DAY_MS, now, trustDomain: opts.trustDomain, commonName: opts.commonName });
   await writeIssuerSecret(paths.issuerDir, issuer, anchorsPem, now);
   return issuer;

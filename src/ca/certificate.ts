@@ -131,8 +131,8 @@ export function buildCaCertificate(opts: {
   const spki = opts.publicKey.export({ format: "der", type: "spki" });
   const subjectName = simpleName(opts.commonName, opts.organization);
   const keyId = keyIdentifier(readSpki(readOnly(spki)).keyBits);
-  const signing = opts.issuer ?? { name: subjectName, keyId, key: opts.selfKey! };
-  if (!signing.key) throw new Error("buildCaCertificate needs issuer or selfKey");
+  const signing = opts.issuer ?? (opts.selfKey ? { name: subjectName, keyId, key: opts.selfKey } : undefined);
+  if (!signing) throw new Error("buildCaCertificate needs an issuer, or selfKey for a self-signed anchor");
   const bc = opts.pathLength === undefined ? sequence(boolean(true)) : sequence(boolean(true), smallInteger(opts.pathLength));
   const extensions = Buffer.concat([
     extension(OID.basicConstraints, true, bc),

@@ -34,12 +34,14 @@ async function exists(path: string): Promise<boolean> {
  * Returns the new timestamped folder's name.
  */
 export async function writeSecretFolder(dir: string, files: Record<string, string | Buffer>, now = Date.now()): Promise<string> {
+  for (const name of Object.keys(files)) {
+    if (name.includes("/") || name.startsWith(".")) throw new Error(`secret key ${JSON.stringify(name)} is not a plain file name`);
+  }
   await mkdir(dir, { recursive: true });
   const previous = (await exists(join(dir, DATA))) ? await readlink(join(dir, DATA)) : undefined;
   const folder = timestampName(now, sequence++ % 1_000_000);
   await mkdir(join(dir, folder), { mode: 0o755 });
   for (const [name, content] of Object.entries(files)) {
-    if (name.includes("/") || name.startsWith(".")) throw new Error(`secret key ${JSON.stringify(name)} is not a plain file name`);
     await writeFile(join(dir, folder, name), content, { mode: name.endsWith(".key") ? 0o600 : 0o644 });
   }
   await rm(join(dir, DATA_TMP), { force: true });

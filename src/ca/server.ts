@@ -121,7 +121,8 @@ export async function startIdentityCa(opts: IdentityCaOptions): Promise<Identity
       privateKey: privateKey.export({ format: "pem", type: "pkcs8" }) as Buffer,
     });
     if (servingTimer) opts.clock.clearTimeout(servingTimer);
-    servingTimer = opts.clock.setTimeout(issueServing, Math.max(1000, (issued.validUntil - opts.clock.now()) * 0.7));
+    // Capped below node's 2^31-1 ms timer limit; an early re-issue is harmless.
+    servingTimer = opts.clock.setTimeout(issueServing, Math.min(2 ** 31 - 1, Math.max(1000, (issued.validUntil - opts.clock.now()) * 0.7)));
   };
   issueServing();
 
@@ -167,9 +168,20 @@ export async function startIdentityCa(opts: IdentityCaOptions): Promise<Identity
     },
   });
   const credentials = grpc.experimental.createCertificateProviderServerCredentials(serving, null, false);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.listen.host.includes(":") ? `[${opts.listen.host}]` : opts.listen.host}:${opts.listen.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const stopBackground = (): void => {
+    source.close();
+    if (servingTimer) opts.clock.clearTimeout(servingTimer);
+  };
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${opts.listen.host.includes(":") ? `[${opts.listen.host}]` : opts.listen.host}:${opts.listen.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  } catch (err) {
+    stopBackground();
+    server.forceShutdown();
+    throw err;
+  }
 
   let admin: HttpServer | undefined;
   let adminPort: number | undefined;
@@ -190,10 +202,16 @@ export async function startIdentityCa(opts: IdentityCaOptions): Promise<Identity
         res.writeHead(404).end();
       }
     });
-    adminPort = await new Promise<number>((resolve, reject) => {
-      admin!.once("error", reject);
-      admin!.listen(opts.adminPort, opts.listen.host, () => resolve((admin!.address() as AddressInfo).port));
-    });
+    try {
+      adminPort = await new Promise<number>((resolve, reject) => {
+        admin!.once("error", reject);
+        admin!.listen(opts.adminPort, opts.listen.host, () => resolve((admin!.address() as AddressInfo).port));
+      });
+    } catch (err) {
+      stopBackground();
+      server.forceShutdown();
+      throw err;
+    }
   }
   log.info({ port, adminPort, serverName }, "identity CA serving");
 
@@ -207,8 +225,7 @@ export async function startIdentityCa(opts: IdentityCaOptions): Promise<Identity
     issuer: () => source.current(),
     reload: () => source.reload(),
     async close() {
-      source.close();
-      if (servingTimer) opts.clock.clearTimeout(servingTimer);
+      stopBackground();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();

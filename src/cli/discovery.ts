@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { isIP } from "node:net";
+import { isIP, type AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { Command, InvalidArgumentError } from "commander";
 import { pino } from "pino";
@@ -18,27 +18,13 @@ import {
   endpointKey,
   watchDestination,
 } from "../api/destination-client.js";
-import type { ClusterState } from "../cluster/types.js";
+import { openCluster } from "../cluster/index.js";
 import { DEFAULT_CLUSTER_DOMAIN, startDestinationServer } from "../discovery/server.js";
 import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
 import { TetherError } from "../identity/errors.js";
 
 /** Admin port of tether-destination (/metrics, /ready, /live). */
 export const DESTINATION_ADMIN_PORT = 9996;
-
-interface OpenClusterOptions {
-  dir?: string;
-  kubeconfig?: string;
-  inCluster?: boolean;
-  logger?: pino.Logger;
-}
-
-async function openCluster(options: OpenClusterOptions): Promise<ClusterState> {
-  // Resolved at run time: src/cluster/index.ts is written in parallel with this file.
-  const specifier = "../cluster/index.js";
-  const mod = (await import(specifier)) as { openCluster(o: OpenClusterOptions): Promise<ClusterState> };
-  return mod.openCluster(options);
-}
 
 function portOption(text: string): number {
   const n = Number(text);
@@ -165,19 +151,22 @@ interface ServeOptions {
 }
 
 async function serve(opts: ServeOptions): Promise<void> {
-  const logger = pino({ level: opts.logLevel }).child({ component: "destination" });
+  // Each part binds its own `component` (destination, cluster).
+  const logger = pino({ level: opts.logLevel });
   if (opts.clusterDir && opts.kubeconfig) {
     throw new TetherError("DISCOVERY_CLUSTER_SOURCE", "give --cluster-dir or --kubeconfig, not both (neither: in-cluster config)");
   }
   const credentials = serverCredentials(opts);
-  if (!credentials) logger.warn("serving without TLS; pass --tls-cert/--tls-key (and --client-ca for mTLS) outside development");
+  if (!credentials) logger.child({ component: "destination" }).warn("serving without TLS; pass --tls-cert/--tls-key (and --client-ca for mTLS) outside development");
   const registry = new Registry();
   const cluster = await openCluster({
     dir: opts.clusterDir,
     kubeconfig: opts.kubeconfig,
     inCluster: !opts.clusterDir && !opts.kubeconfig,
     logger,
+    registry,
   });
+  await cluster.ready();
   let ready = false;
   const admin = await startAdmin(opts.adminPort, registry, () => ready);
   const server = await startDestinationServer({
@@ -190,7 +179,8 @@ async function serve(opts: ServeOptions): Promise<void> {
     registry,
   });
   ready = true;
-  console.log(`tether-destination listening on ${server.address} (admin :${opts.adminPort})`);
+  const adminPort = (admin.address() as AddressInfo).port;
+  console.log(`tether-destination listening on ${server.address} (admin :${adminPort})`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGTERM", stop);

@@ -35,6 +35,7 @@ interface SettingsFlags {
   proxyLogLevel?: string;
   trustManager: boolean;
   externalTrustAnchor?: boolean;
+  ipv6?: boolean;
 }
 
 const DURATION = /^(?=\d)(\d+h)?(\d+m)?(\d+s)?$/;
@@ -49,7 +50,8 @@ function withSettingsFlags(cmd: Command): Command {
     .option("--proxy-cpu-limit <quantity>", "proxy CPU limit ('' for none)")
     .option("--proxy-memory-request <quantity>", "proxy memory request")
     .option("--proxy-memory-limit <quantity>", "proxy memory limit ('' for none)")
-    .option("--proxy-log-level <level>", "proxy log level");
+    .option("--proxy-log-level <level>", "proxy log level")
+    .option("--ipv6", "also intercept IPv6 traffic (required on dual-stack clusters)");
 }
 
 export function settingsFromFlags(f: SettingsFlags): InstallSettings {
@@ -63,6 +65,7 @@ export function settingsFromFlags(f: SettingsFlags): InstallSettings {
     defaultInboundPolicy: f.defaultInboundPolicy as DefaultInboundPolicy,
     ...(f.image ? { image: f.image } : {}),
     ...(f.proxyLogLevel ? { proxyLogLevel: f.proxyLogLevel } : {}),
+    ipv6: f.ipv6 ?? false,
     proxyResources: {
       cpuRequest: f.proxyCpuRequest ?? base.proxyResources.cpuRequest,
       cpuLimit: f.proxyCpuLimit ?? base.proxyResources.cpuLimit,
@@ -102,6 +105,7 @@ export function injectorSettingsFromConfig(text: string, source: string): Inject
     throw new TetherError("INJECTOR_BAD_CONFIG", `${source}: defaultInboundPolicy ${JSON.stringify(s.defaultInboundPolicy)} is not one of ${DEFAULT_INBOUND_POLICIES.join(", ")}`);
   }
   if (!s.image) throw new TetherError("INJECTOR_BAD_CONFIG", `${source}: image is empty`);
+  if (typeof s.ipv6 !== "boolean" || typeof s.awaitProxy !== "boolean") throw new TetherError("INJECTOR_BAD_CONFIG", `${source}: ipv6 and awaitProxy must be true or false`);
   return s;
 }
 
@@ -199,7 +203,21 @@ export function registerInstallCommands(program: Command): void {
         adminPort: Number(opts.adminPort),
       });
       log.info({ port: server.port, adminPort: server.adminPort, trustDomain: settings.trustDomain, image: settings.image }, "injector serving");
+      // The config file is a ConfigMap volume: `kubectl apply` of new settings reaches it without a restart.
+      let current = JSON.stringify(settings);
+      const configPoll = setInterval(() => {
+        try {
+          const next = injectorSettingsFromConfig(readFileSync(opts.config, "utf8"), opts.config);
+          if (JSON.stringify(next) === current) return;
+          current = JSON.stringify(next);
+          server.updateSettings(next);
+          log.info({ trustDomain: next.trustDomain, image: next.image }, "injector settings reloaded");
+        } catch (err) {
+          log.error({ err: (err as Error).message }, "new injector settings refused; keeping the current ones");
+        }
+      }, Number(process.env.TETHER_CONFIG_POLL_MS ?? 10_000));
       const stop = () => {
+        clearInterval(configPoll);
         log.info("shutting down");
         void server.close().then(() => process.exit(0));
       };

@@ -10,27 +10,14 @@ import { pino } from "pino";
 import type { Pod } from "kubernetes-types/core/v1.js";
 import { DEFAULT_INBOUND_POLICIES, POLICY_PORT, type DefaultInboundPolicy } from "../api/mesh.js";
 import type { ClusterState } from "../cluster/types.js";
+import { openCluster } from "../cluster/index.js";
 import { checkCidr, validatePolicyResource } from "../cluster/policy-validation.js";
-import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
+import { DEFAULT_TRUST_DOMAIN, validateTrustDomain } from "../identity/names.js";
 import { TetherError } from "../identity/errors.js";
 import { compileInboundServer, DEFAULT_SETTINGS, effectiveDefault, serversFor, type PolicySettings } from "../policy/compile.js";
 import { desiredStatuses } from "../policy/status.js";
 import { explainInboundServer } from "../policy/explain.js";
 import { startPolicyServer } from "../policy/server.js";
-
-interface OpenClusterOptions {
-  dir?: string;
-  kubeconfig?: string;
-  inCluster?: boolean;
-  logger?: pino.Logger;
-}
-
-async function openCluster(options: OpenClusterOptions): Promise<ClusterState> {
-  // Resolved at run time: src/cluster/index.ts is written in parallel with this file.
-  const specifier = "../cluster/index.js";
-  const mod = (await import(specifier)) as { openCluster(o: OpenClusterOptions): Promise<ClusterState> };
-  return mod.openCluster(options);
-}
 
 function portOption(text: string): number {
   const n = Number(text);
@@ -45,6 +32,15 @@ function networksOption(text: string): string[] {
     if (typeof r === "string") throw new InvalidArgumentError(r);
   }
   return cidrs;
+}
+
+function trustDomainOption(text: string): string {
+  try {
+    validateTrustDomain(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return text;
 }
 
 interface ClusterSourceOptions {
@@ -63,7 +59,7 @@ function addClusterOptions(cmd: Command): Command {
       new Option("--default-inbound-policy <policy>", "cluster default for ports no Server covers").choices([...DEFAULT_INBOUND_POLICIES]).default(DEFAULT_SETTINGS.clusterDefault),
     )
     .option("--cluster-networks <cidrs>", "comma-separated CIDRs of the cluster's networks (cluster-* defaults)", networksOption, DEFAULT_SETTINGS.clusterNetworks)
-    .option("--trust-domain <domain>", "identity trust domain", DEFAULT_TRUST_DOMAIN);
+    .option("--trust-domain <domain>", "identity trust domain", trustDomainOption, DEFAULT_TRUST_DOMAIN);
 }
 
 async function clusterFrom(opts: ClusterSourceOptions, logger: pino.Logger): Promise<ClusterState> {
@@ -133,6 +129,9 @@ async function authz(target: string, opts: ClusterSourceOptions & { namespace: s
       for (const s of c.conflicts) console.log(`  warning: Server ${s.metadata.name} also selects this port and is ignored (the oldest Server wins)`);
       const rows = explainInboundServer(c.server);
       console.log(table([["ROUTE", "MATCHES", "AUTHORIZATION", "ALLOWS"], ...rows.map((r) => [r.route, r.match, r.authorization, r.allows])]).replace(/^/gm, "  "));
+      if (c.server.protocol !== "opaque" && c.server.routes.length > 0 && c.server.routes.every((r) => r.matches.length > 0)) {
+        console.log("  requests that match no route are refused (no-route)");
+      }
     }
     if (rejected.length > 0) {
       console.log(`\npolicy resources in ${opts.namespace} that are not accepted (they grant nothing):`);

@@ -249,13 +249,18 @@ class KindReflector {
       this.log.warn("ignored an object without metadata.name");
       return;
     }
+    // The same resourceVersion is the same object (key order in JSON may differ between list and watch).
+    const cached = this.shared.store.get(this.kind, obj.metadata.namespace, obj.metadata.name) as AnyObject | undefined;
+    const rv = obj.metadata.resourceVersion;
+    if (rv !== undefined && cached?.metadata?.resourceVersion === rv) return;
     this.shared.store.apply(this.kind, this.normalize(obj) as unknown as ResourceTypes[ResourceKind]);
   }
 
   /** List items of built-in kinds carry no kind/apiVersion; the cache always has them. */
   private normalize(obj: AnyObject): AnyObject {
     if (obj.kind === this.kind && obj.apiVersion === this.apiVersion) return obj;
-    return { ...obj, apiVersion: this.apiVersion, kind: this.kind };
+    const { apiVersion: _a, kind: _k, ...rest } = obj;
+    return { apiVersion: this.apiVersion, kind: this.kind, ...rest };
   }
 
   private onError(err: unknown): void {
@@ -276,7 +281,7 @@ class KindReflector {
       return;
     }
     const reason = status ? `http_${status}` : "connection";
-    this.log.warn({ err: errorText(err), status }, `${this.kind} list/watch failed; retrying with backoff`);
+    this.log.warn({ err: errorText(err), status, attempt: this.attempt + 1 }, `${this.kind} list/watch failed; retrying with backoff`);
     // A failed watch resumes from the last resourceVersion (ListWatch re-lists by itself if that is gone).
     const informer = this.informer;
     this.retry(reason, () => void informer?.start());

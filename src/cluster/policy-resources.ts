@@ -30,6 +30,8 @@ export type Server = Resource<
     /** A container port number or name. */
     port: number | string;
     proxyProtocol?: ProxyProtocolName;
+    /** What happens to requests no authorization allows: "deny" (default) or "audit" (allow, log and count). */
+    accessPolicy?: "deny" | "audit";
   }
 >;
 

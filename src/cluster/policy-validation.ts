@@ -307,6 +307,9 @@ function validateServer(c: Collector, spec: Obj): void {
       c.error("spec.port", `${JSON.stringify(port)} is not a container port name (1-15 lowercase letters, digits and '-', with a letter)`);
     }
   } else c.error("spec.port", "is required: a container port number or name");
+  const access = spec.accessPolicy;
+  if (access !== undefined && access !== null && access !== "deny" && access !== "audit") c.error("spec.accessPolicy", 'must be "deny" or "audit"');
+  else if (access === "audit") c.warn("spec.accessPolicy audit allows every request; denials are only logged and counted");
   const proto = spec.proxyProtocol;
   if (proto !== undefined && proto !== null && !(PROXY_PROTOCOLS as readonly string[]).includes(proto as string)) {
     c.error("spec.proxyProtocol", `must be one of ${PROXY_PROTOCOLS.join(", ")}`);
@@ -332,6 +335,14 @@ function validateRoute(c: Collector, kind: "HTTPRoute" | "GRPCRoute", spec: Obj)
     const f = `spec.parentRefs[${i}]`;
     if (!isObj(p)) return c.error(f, "must be an object with name");
     c.string(p, "name", `${f}.name`, true);
+    c.string(p, "kind", `${f}.kind`, false);
+    c.string(p, "group", `${f}.group`, false);
+    const ns = c.string(p, "namespace", `${f}.namespace`, false);
+    if (ns !== undefined && !DNS1123_LABEL.test(ns)) c.error(`${f}.namespace`, `${JSON.stringify(ns)} is not a namespace name`);
+    const port = p.port;
+    if (port !== undefined && port !== null && (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535)) {
+      c.error(`${f}.port`, "must be a port number (1-65535)");
+    }
   });
   const serverParents = parents.filter((p) => isObj(p) && p.kind === "Server" && (p.group === undefined || p.group === POLICY_GROUP));
   if (serverParents.length === 0) c.warn(`the ${kind} has no Server parentRef (kind: Server, group: ${POLICY_GROUP}); tether ignores it`);
@@ -399,6 +410,11 @@ export function validatePolicyResource(obj: unknown): ValidationResult {
     if (name !== undefined && (name.length > 253 || !DNS1123_SUBDOMAIN.test(name))) c.error("metadata.name", `${JSON.stringify(name)} is not a DNS subdomain name`);
   }
   const namespace = meta && typeof meta.namespace === "string" ? meta.namespace : undefined;
+  const apiVersion = obj.apiVersion;
+  if (apiVersion !== undefined && typeof obj.kind === "string" && obj.kind in KIND_GROUP) {
+    const group = typeof apiVersion === "string" && apiVersion.includes("/") ? apiVersion.slice(0, apiVersion.indexOf("/")) : "";
+    if (group !== KIND_GROUP[obj.kind]) c.error("apiVersion", `${obj.kind} belongs to group ${KIND_GROUP[obj.kind]}, not ${JSON.stringify(apiVersion)}`);
+  }
   const spec = obj.spec;
   if (!isObj(spec)) {
     c.error("spec", "is required");

@@ -50,22 +50,29 @@ export class ClusterIndex {
   constructor(private readonly cluster: ClusterState) {}
 
   /** Subscribes first, then seeds from the cache (the watch does not replay). */
-  start(onTouched: (touched: Touched) => void): void {
-    const emit = (fn: (t: Touched) => void) => {
+  start(onTouched: (touched: Touched) => void, onError: (err: unknown, kind: string) => void): void {
+    const emit = (kind: string, fn: (t: Touched) => void) => {
       const touched: Touched = { services: new Set(), ips: new Set(), namespaces: new Set() };
-      fn(touched);
+      try {
+        fn(touched);
+      } catch (err) {
+        // A malformed object must not stop discovery; what was indexed before it stays.
+        onError(err, kind);
+      }
       onTouched(touched);
     };
     this.unsubscribes.push(
-      this.cluster.watch("Service", (e) => emit((t) => this.onService(e, t))),
-      this.cluster.watch("EndpointSlice", (e) => emit((t) => this.onSlice(e, t))),
-      this.cluster.watch("Pod", (e) => emit((t) => this.onPod(e, t))),
-      this.cluster.watch("Namespace", (e) => emit((t) => t.namespaces.add(e.object.metadata?.name ?? ""))),
+      this.cluster.watch("Service", (e) => emit("Service", (t) => this.onService(e, t))),
+      this.cluster.watch("EndpointSlice", (e) => emit("EndpointSlice", (t) => this.onSlice(e, t))),
+      this.cluster.watch("Pod", (e) => emit("Pod", (t) => this.onPod(e, t))),
+      this.cluster.watch("Namespace", (e) => emit("Namespace", (t) => t.namespaces.add(e.object.metadata?.name ?? ""))),
     );
-    const ignored: Touched = { services: new Set(), ips: new Set(), namespaces: new Set() };
-    for (const object of this.cluster.list("Service")) this.onService({ type: "ADDED", kind: "Service", object }, ignored);
-    for (const object of this.cluster.list("Pod")) this.onPod({ type: "ADDED", kind: "Pod", object }, ignored);
-    for (const object of this.cluster.list("EndpointSlice")) this.onSlice({ type: "ADDED", kind: "EndpointSlice", object }, ignored);
+    // Seeding goes through the same guard; no watch exists yet, so nothing is marked dirty.
+    for (const object of this.cluster.list("Service")) emit("Service", (t) => this.onService({ type: "ADDED", kind: "Service", object }, t));
+    for (const object of this.cluster.list("Pod")) emit("Pod", (t) => this.onPod({ type: "ADDED", kind: "Pod", object }, t));
+    for (const object of this.cluster.list("EndpointSlice")) {
+      emit("EndpointSlice", (t) => this.onSlice({ type: "ADDED", kind: "EndpointSlice", object }, t));
+    }
   }
 
   stop(): void {

@@ -6,6 +6,7 @@
 import type { Namespace, Pod, Service, ServicePort } from "kubernetes-types/core/v1.js";
 import type { EndpointSlice } from "kubernetes-types/discovery/v1.js";
 import type { WeightedAddr } from "../api/index.js";
+import { endpointKey } from "../api/destination-client.js";
 import { OPAQUE_PORTS_ANNOTATION, PROXY_CONTAINER_NAME } from "../api/mesh.js";
 import { toDnsName, workloadIdentity } from "../identity/names.js";
 import { errorMessage } from "../identity/errors.js";
@@ -33,10 +34,6 @@ export interface Lookups {
 }
 
 export const NOT_FOUND: Snapshot = { exists: false, endpoints: new Map() };
-
-export function addrKey(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 export function isMeshed(pod: Pod): boolean {
   const spec = pod.spec;
@@ -129,7 +126,7 @@ function isTerminal(pod: Pod): boolean {
 export function podSnapshot(pod: Pod | undefined, ip: string, port: number, lookups: Lookups): Snapshot {
   if (!pod || isTerminal(pod)) return NOT_FOUND;
   const endpoint = podEndpoint(pod, ip, port, lookups);
-  return { exists: true, endpoints: endpoint ? new Map([[addrKey(ip, port), endpoint]]) : new Map() };
+  return { exists: true, endpoints: endpoint ? new Map([[endpointKey(ip, port), endpoint]]) : new Map() };
 }
 
 export function isHeadless(service: Service): boolean {
@@ -192,7 +189,7 @@ export function serviceSnapshot(query: ServiceQuery, lookups: Lookups): Snapshot
       if (query.hostname !== undefined && ep.hostname !== query.hostname) continue;
       const address = ep.addresses?.[0];
       if (!address) continue;
-      const key = addrKey(address, targetPort);
+      const key = endpointKey(address, targetPort);
       if (endpoints.has(key)) continue;
       const endpoint = sliceEndpoint(ep.targetRef, serviceNs, address, targetPort, lookups);
       if (!endpoint) continue;

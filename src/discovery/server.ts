@@ -84,21 +84,30 @@ export async function startDestinationServer(options: DestinationServerOptions):
         call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details: `${errorMessage(err)} [${code}]` });
         return;
       }
+      let subscription;
+      try {
+        subscription = watcher.subscribe(target, {
+          write: (messages) => {
+            let ok = true;
+            for (const m of messages) ok = call.write(m) && ok;
+            return ok;
+          },
+        });
+      } catch (err) {
+        const code = errorCode(err);
+        metrics.requests.inc({ result: code });
+        call.emit("error", { code: grpc.status.UNAVAILABLE, details: `${errorMessage(err)} [${code}]` });
+        return;
+      }
       metrics.requests.inc({ result: "ok" });
       logger.debug({ path, context: contextToken }, "destination stream opened");
       active.add(call);
-      const subscription = watcher.subscribe(target, {
-        write: (messages) => {
-          let ok = true;
-          for (const m of messages) ok = call.write(m) && ok;
-          return ok;
-        },
-      });
+      const sub = subscription;
       const done = () => {
         active.delete(call);
-        subscription.close();
+        sub.close();
       };
-      call.on("drain", () => subscription.resume());
+      call.on("drain", () => sub.resume());
       call.on("cancelled", done);
       call.on("close", done);
       call.on("error", done);

@@ -9,13 +9,16 @@
 import type { Logger } from "pino";
 import type { DestinationUpdate } from "../api/index.js";
 import type { ClusterState } from "../cluster/types.js";
-import { errorMessage } from "../identity/errors.js";
+import { errorMessage, TetherError } from "../identity/errors.js";
 import { ClusterIndex, splitKey, type Touched } from "./cluster-index.js";
 import { diffSnapshots, fullUpdate } from "./diff.js";
 import { NOT_FOUND, podSnapshot, serviceSnapshot, type Lookups, type SkipReason, type Snapshot } from "./endpoints.js";
 import { DiscoveryMetrics } from "./metrics.js";
 import { addTo, deleteFrom } from "./multimap.js";
 import { targetKey, type DestinationTarget } from "./path.js";
+
+/** Discovery could not answer (a malformed object in the cache); the client should retry. */
+export class DiscoveryError extends TetherError {}
 
 /** Where a subscriber's messages go: `write` returns false when the consumer is behind. */
 export interface Sink<T> {
@@ -81,7 +84,13 @@ export class DestinationWatcher<T> {
   /** Waits for the cluster cache, then starts following changes. */
   async start(): Promise<void> {
     await this.options.cluster.ready();
-    this.index.start((t) => this.onTouched(t));
+    this.index.start(
+      (t) => this.onTouched(t),
+      (err, kind) => {
+        this.metrics.errors.inc();
+        this.options.logger.error({ err: errorMessage(err), kind }, "indexing a cluster object failed; it is ignored until it changes");
+      },
+    );
   }
 
   stop(): void {
@@ -107,7 +116,15 @@ export class DestinationWatcher<T> {
     const key = targetKey(target);
     let watch = this.watches.get(key);
     if (!watch) {
-      watch = { key, target, snapshot: this.compute(target), subscribers: new Set() };
+      let snapshot: Snapshot;
+      try {
+        snapshot = this.compute(target);
+      } catch (err) {
+        this.metrics.errors.inc();
+        this.options.logger.error({ err: errorMessage(err), target: key }, "computing destination failed");
+        throw new DiscoveryError("DISCOVERY_INTERNAL", `cannot compute the endpoints of ${key} from the cluster state: ${errorMessage(err)}; retry later`);
+      }
+      watch = { key, target, snapshot, subscribers: new Set() };
       this.watches.set(key, watch);
       this.register(watch);
       this.metrics.watches.set(this.watches.size);

@@ -53,6 +53,9 @@ export interface CertificateAgentOptions {
 
 const silent: AgentLogger = { info() {}, warn() {} };
 
+/** Node fires timers longer than 2^31-1 ms at once; longer waits are split into re-armed steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class CertificateAgent extends EventEmitter {
   readonly dnsName: string;
   private readonly privateKey: KeyObject;
@@ -112,14 +115,26 @@ export class CertificateAgent extends EventEmitter {
     this[which] = undefined;
   }
 
+  /** Runs `fn` at clock time `at`, splitting waits that exceed the timer limit. */
+  private at(which: "renewTimer" | "expiryTimer", at: number, fn: () => void): void {
+    this.clearTimer(which);
+    const wait = Math.max(0, at - this.options.clock.now());
+    this[which] = this.options.clock.setTimeout(
+      () => {
+        this[which] = undefined;
+        if (this.options.clock.now() < at) this.at(which, at, fn);
+        else fn();
+      },
+      Math.min(wait, MAX_TIMER_MS),
+    );
+  }
+
   private schedule(delayMs: number): void {
-    this.clearTimer("renewTimer");
-    this.renewTimer = this.options.clock.setTimeout(() => {
-      this.renewTimer = undefined;
+    this.at("renewTimer", this.options.clock.now() + Math.max(0, delayMs), () => {
       this.inFlight = this.attempt().finally(() => {
         this.inFlight = undefined;
       });
-    }, Math.max(0, delayMs));
+    });
   }
 
   private async attempt(): Promise<void> {
@@ -162,13 +177,11 @@ export class CertificateAgent extends EventEmitter {
     const jitter = this.options.jitter ?? 0.1;
     const renewIn = remaining * (this.options.renewAt ?? 0.7) * (1 + jitter * (2 * this.random() - 1));
     this.schedule(renewIn);
-    this.clearTimer("expiryTimer");
-    this.expiryTimer = this.options.clock.setTimeout(() => {
-      this.expiryTimer = undefined;
+    this.at("expiryTimer", notAfter, () => {
       if (this.creds !== creds) return;
       this.log.warn({ identity: this.dnsName, notAfter: new Date(notAfter).toISOString() }, "certificate expired without renewal; not ready");
       this.emit("expired", creds);
-    }, remaining);
+    });
     this.log.info({ identity: this.dnsName, notAfter: new Date(notAfter).toISOString(), renewInMs: Math.round(renewIn) }, "certificate installed");
     this.emit("certificate", creds);
   }

@@ -2,11 +2,13 @@
  * Compiles the policy resources that apply to one port of one pod into the InboundServer the proxy
  * evaluates (src/api/inbound-policy.ts). Pure over a snapshot of cluster state.
  *
- * - The oldest valid Server in the pod's namespace whose podSelector matches the pod and whose port
+ * - The oldest Server in the pod's namespace whose podSelector matches the pod and whose port
  *   (number, or the name of one of the pod's container ports) is this port decides the port.
- *   Its authorizations come from valid AuthorizationPolicies targeting it or the namespace; its
- *   routes are the valid HTTPRoutes/GRPCRoutes with it as parentRef, each with the authorizations
- *   of policies targeting that route. A Server with no authorization denies.
+ *   Its authorizations come from accepted AuthorizationPolicies targeting it or the namespace; its
+ *   routes are the HTTPRoutes/GRPCRoutes with it as parentRef, each with the authorizations of
+ *   policies targeting that route. A Server with no authorization denies.
+ * - Nothing invalid grants anything, and nothing invalid makes a port fall back to something
+ *   wider: an invalid Server denies what it may have covered, an invalid route matches nothing.
  * - A port no Server covers gets the default policy: the pod annotation, else the namespace
  *   annotation, else the cluster default (an unknown value means deny: fail closed).
  * - Kubelet httpGet probe paths of the pod's containers on this port are a route authorized
@@ -105,24 +107,28 @@ export function serverCoversPort(server: Server, pod: Pod, port: number): boolea
 
 /**
  * Servers covering this pod port, oldest first (the first one decides; the rest conflict).
- * An invalid Server still covers its port, so a typo cannot open a port to the default policy:
- * it then denies (fail closed). Its selector is used only if the selector itself is valid;
- * otherwise it covers the port on every pod of the namespace.
+ * An invalid Server still covers what it may have meant, so a typo cannot open ports to the
+ * default policy: it then denies (fail closed). If its selector is broken it covers every pod of
+ * the namespace; if its port is broken, every port of the pods it selects.
  */
 export function serversFor(snap: PolicySnapshot, pod: Pod, port: number): Server[] {
   return snap
     .list("Server", namespaceOf(pod as { metadata: object }))
     .filter((s) => {
-      const p = (s.spec as Partial<Server["spec"]> | undefined)?.port;
-      if ((typeof p !== "number" && typeof p !== "string") || !serverCoversPort(s, pod, port)) return false;
-      if (invalidity(s) && !selectorValid(s)) return true;
-      return selectorMatches(s.spec.podSelector, pod.metadata?.labels);
+      const broken = invalidity(s) ? brokenParts(s) : { port: false, selector: false };
+      if (!broken.port && !serverCoversPort(s, pod, port)) return false;
+      return broken.selector || selectorMatches(s.spec.podSelector, pod.metadata?.labels);
     })
     .sort(byAge);
 }
 
-function selectorValid(server: Server): boolean {
-  return !validatePolicyResource(server).errors.some((e) => e.field.startsWith("spec.podSelector"));
+function brokenParts(server: Server): { port: boolean; selector: boolean } {
+  const fields = validatePolicyResource(server).errors.map((e) => e.field);
+  const whole = fields.some((f) => f === "" || f === "spec");
+  return {
+    port: whole || fields.some((f) => f.startsWith("spec.port")),
+    selector: whole || fields.some((f) => f.startsWith("spec.podSelector")),
+  };
 }
 
 /** Exact paths of the pod's kubelet httpGet probes on this port. */
@@ -163,6 +169,9 @@ function probeRoute(paths: string[]): Route {
 function match(m: Partial<RouteMatch>): RouteMatch {
   return { pathType: "", path: "", method: "", headers: [], grpcService: "", grpcMethod: "", grpcMatchType: "", ...m };
 }
+
+/** A regular expression no path matches (an empty negative lookahead): the match of an invalid route. */
+export const NEVER = "(?!)";
 
 const PROTOCOLS: Record<ProxyProtocolName, ProxyProtocol> = {
   unknown: "unknown",
@@ -272,16 +281,15 @@ function compileServer(
       const key = `${t.kind}/${nameOf(t.route)}`;
       byRoute.set(key, [...(byRoute.get(key) ?? []), authorization]);
     }
-    for (const r of routesOf(snap, server)) {
-      routes.push({
-        name: `${r.kind.toLowerCase()}:${ns}/${nameOf(r)}`,
-        matches: routeMatches(r),
-        authorizations: byRoute.get(`${r.kind}/${nameOf(r)}`) ?? [],
-      });
+    for (const { route: r, valid } of routesOf(snap, server)) {
+      const name = `${r.kind.toLowerCase()}:${ns}/${nameOf(r)}`;
+      // An invalid route matches nothing and grants nothing, but keeps the Server in route mode.
+      if (!valid) routes.push({ name, matches: [match({ pathType: "RegularExpression", path: NEVER })], authorizations: [] });
+      else routes.push({ name, matches: routeMatches(r), authorizations: byRoute.get(`${r.kind}/${nameOf(r)}`) ?? [] });
     }
     routes = withProbes(routes, pod, port);
   }
-  return { name: `server:${ns}/${serverName}`, protocol, authorizations, routes, defaultPolicy: def.policy, audit: false };
+  return { name: `server:${ns}/${serverName}`, protocol, authorizations, routes, defaultPolicy: def.policy, audit: server.spec.accessPolicy === "audit" };
 }
 
 function compileDefault(pod: Pod, port: number, def: EffectiveDefault, settings: PolicySettings): InboundServer {

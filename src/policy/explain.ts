@@ -3,6 +3,7 @@
  * Pure; `tether authz` prints it.
  */
 import type { Authorization, InboundServer, RouteMatch } from "../api/index.js";
+import { NEVER } from "./compile.js";
 
 export interface ExplainRow {
   route: string;
@@ -12,6 +13,7 @@ export interface ExplainRow {
 }
 
 export function describeMatch(m: RouteMatch): string {
+  if (m.pathType === "RegularExpression" && m.path === NEVER) return "nothing (route not accepted)";
   const parts: string[] = [];
   if (m.method) parts.push(m.method);
   if (m.grpcService || m.grpcMethod) {

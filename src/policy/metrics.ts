@@ -10,6 +10,7 @@ export class PolicyMetrics {
   readonly compileErrors: Counter;
   readonly invalidResources: Gauge<"kind">;
   readonly statusWrites: Counter<"result">;
+  readonly statusErrors: Counter;
 
   constructor(readonly registry: Registry = new Registry()) {
     const registers = [registry];
@@ -35,6 +36,7 @@ export class PolicyMetrics {
       labelNames: ["kind"],
       registers,
     });
+    this.statusErrors = new Counter({ name: "tether_policy_status_errors_total", help: "Status computations that threw (retried on the next change)", registers });
     this.statusWrites = new Counter({ name: "tether_policy_status_writes_total", help: "Status writes by result (ok, error)", labelNames: ["result"], registers });
   }
 }

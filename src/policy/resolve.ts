@@ -86,17 +86,26 @@ export function refsServer(ref: ParentRef, routeNamespace: string, server: Serve
 
 export type RouteResource = HTTPRoute | GRPCRoute;
 
-/** Valid routes in the namespace whose parentRefs include the Server, oldest first. */
-export function routesOf(snap: PolicySnapshot, server: Server): RouteResource[] {
+/**
+ * Routes in the namespace whose parentRefs include the Server, oldest first, with whether each is
+ * valid. Invalid ones still count as attached, so that a broken route cannot turn a Server back
+ * into one without routes, which would allow more; one whose parentRefs cannot be read counts as
+ * attached to every Server of the namespace (fail closed).
+ */
+export function routesOf(snap: PolicySnapshot, server: Server): { route: RouteResource; valid: boolean }[] {
   const ns = namespaceOf(server);
   const out: RouteResource[] = [];
   for (const kind of ["HTTPRoute", "GRPCRoute"] as const) {
     for (const r of snap.list(kind, ns)) {
-      if (invalidity(r)) continue;
-      if ((r.spec.parentRefs ?? []).some((p) => refsServer(p, ns, server))) out.push(r);
+      if (invalidity(r) && parentRefsBroken(r)) out.push(r);
+      else if ((r.spec.parentRefs ?? []).some((p) => refsServer(p, ns, server))) out.push(r);
     }
   }
-  return out.sort(byAge);
+  return out.sort(byAge).map((route) => ({ route, valid: !invalidity(route) }));
+}
+
+function parentRefsBroken(route: RouteResource): boolean {
+  return validatePolicyResource(route).errors.some((e) => e.field === "" || e.field === "spec" || e.field.startsWith("spec.parentRefs"));
 }
 
 export function identityName(serviceAccount: string, namespace: string, trustDomain: string): string | undefined {
@@ -183,12 +192,16 @@ export type Target =
   | { kind: "HTTPRoute" | "GRPCRoute"; route: RouteResource; servers: Server[] };
 
 export function resolveTarget(snap: PolicySnapshot, policy: AuthorizationPolicy): { target?: Target; problem?: Problem } {
+  const invalid = invalidity(policy);
+  if (invalid) return { problem: invalid };
   const ns = namespaceOf(policy);
   const ref: TargetRef = policy.spec.targetRef;
   if (!groupOk(ref, ref.kind)) return { problem: { reason: "Invalid", message: `targetRef group ${ref.group} does not hold ${ref.kind}` } };
   switch (ref.kind) {
     case "Namespace":
-      if (!snap.get("Namespace", undefined, ref.name)) return { problem: { reason: "TargetNotFound", message: `Namespace ${ref.name} does not exist` } };
+      // Validation allows only the policy's own namespace, which exists if the policy does (the
+      // local source need not declare Namespace objects).
+      if (ref.name !== ns) return { problem: { reason: "Invalid", message: `a policy in namespace ${ns} can only target Namespace ${ns}` } };
       return { target: { kind: "Namespace", namespace: ref.name } };
     case "Server": {
       const server = snap.get("Server", ns, ref.name);

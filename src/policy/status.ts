@@ -60,7 +60,9 @@ export function desiredStatuses(snap: PolicySnapshot, trustDomain: string): Desi
         case "GRPCRoute": {
           const ns = namespaceOf(obj);
           const bad = invalidity(obj);
-          const parents = (obj.spec.parentRefs ?? [])
+          const parentRefs: unknown = (obj as { spec?: { parentRefs?: unknown } }).spec?.parentRefs;
+          const parents = (Array.isArray(parentRefs) ? (parentRefs as ParentRef[]) : [])
+            .filter((p) => typeof p === "object" && p !== null)
             .filter((p) => p.kind === "Server")
             .map((parentRef) => {
               const server = snap.get("Server", parentRef.namespace ?? ns, parentRef.name);
@@ -89,11 +91,16 @@ function timed(desired: DesiredCondition[], previous: Condition[] | undefined, n
   });
 }
 
-/** The status object to write: transition times kept when unchanged, other controllers' route parents kept. */
-export function withTransitionTimes(d: DesiredStatus, now: string): unknown {
+/**
+ * The status object to write: transition times kept when unchanged, other controllers' route
+ * parents kept. `lastWritten` (what this controller wrote last, which the cache may not show yet)
+ * takes precedence over the object's status for this controller's own conditions.
+ */
+export function withTransitionTimes(d: DesiredStatus, now: string, lastWritten?: unknown): unknown {
   const current = (d.current ?? {}) as { conditions?: Condition[]; parents?: ParentStatus[] };
-  if (d.conditions) return { conditions: timed(d.conditions, current.conditions, now) };
-  const ours = (current.parents ?? []).filter((p) => p.controllerName === CONTROLLER_NAME);
+  const mine = (lastWritten ?? d.current ?? {}) as { conditions?: Condition[]; parents?: ParentStatus[] };
+  if (d.conditions) return { conditions: timed(d.conditions, mine.conditions, now) };
+  const ours = (mine.parents ?? []).filter((p) => p.controllerName === CONTROLLER_NAME);
   const others = (current.parents ?? []).filter((p) => p.controllerName !== CONTROLLER_NAME);
   return {
     parents: [

@@ -55,13 +55,13 @@ export class PolicyWatcher {
       this.unsubscribe.push(
         options.cluster.watch(kind, (event) => {
           const meta = (event.object as { metadata?: { name?: string; namespace?: string } }).metadata ?? {};
-          if (kind === "Pod") this.dirtyPods.add(`${meta.namespace ?? "default"}/${meta.name ?? ""}`);
-          else if (kind === "Namespace") this.dirtyNamespaces.add(meta.name ?? "");
-          else {
-            this.dirtyNamespaces.add(meta.namespace ?? "default");
+          if (kind === "Pod") {
+            // A pod's own change only affects its own ports; statuses do not depend on pods.
+            this.dirtyPods.add(`${meta.namespace ?? "default"}/${meta.name ?? ""}`);
+          } else {
+            this.dirtyNamespaces.add(kind === "Namespace" ? meta.name ?? "" : meta.namespace ?? "default");
             this.statusDirty = true;
           }
-          if (kind === "Namespace") this.statusDirty = true;
           this.schedule();
         }),
       );
@@ -111,7 +111,13 @@ export class PolicyWatcher {
     }
     if (this.statusDirty && this.options.writeStatus !== false) {
       this.statusDirty = false;
-      this.writeStatuses();
+      try {
+        this.writeStatuses();
+      } catch (err) {
+        // Runs from a timer: a throw here would take the controller down.
+        this.options.metrics.statusErrors.inc();
+        this.options.logger.error({ err: errorMessage(err) }, "computing policy statuses failed; will retry on the next change");
+      }
     }
   }
 
@@ -145,20 +151,29 @@ export class PolicyWatcher {
     if (json === w.json) return;
     w.current = next;
     w.json = json;
-    for (const l of [...w.listeners]) l(next);
+    for (const l of [...w.listeners]) {
+      try {
+        l(next);
+      } catch (err) {
+        this.options.logger.warn({ err: errorMessage(err), workload: `${w.namespace}/${w.pod}`, port: w.port }, "policy subscriber failed");
+      }
+    }
   }
 
   private writeStatuses(): void {
     const { cluster, settings, logger, metrics } = this.options;
     const now = new Date(this.clock.now()).toISOString();
     const invalid = new Map<string, number>();
+    const present = new Set<string>();
     for (const d of desiredStatuses(cluster, settings.trustDomain)) {
       const rejected = [...(d.conditions ?? []), ...(d.parents ?? []).flatMap((p) => p.conditions)].find((c) => c.status === "False");
       if (rejected) invalid.set(d.kind, (invalid.get(d.kind) ?? 0) + 1);
-      const status = withTransitionTimes(d, now);
-      const json = JSON.stringify(status);
       const key = `${d.kind}/${d.namespace}/${d.name}`;
-      if (json === (this.writtenStatus.get(key) ?? JSON.stringify(d.current ?? null))) continue;
+      present.add(key);
+      const written = this.writtenStatus.get(key);
+      const status = withTransitionTimes(d, now, written === undefined ? undefined : JSON.parse(written));
+      const json = JSON.stringify(status);
+      if (json === (written ?? JSON.stringify(d.current ?? null))) continue;
       this.writtenStatus.set(key, json);
       if (rejected) logger.warn({ kind: d.kind, resource: `${d.namespace}/${d.name}`, reason: rejected.reason, message: rejected.message }, "policy resource not accepted");
       cluster.writeStatus(d.kind, d.namespace, d.name, status).then(
@@ -171,6 +186,7 @@ export class PolicyWatcher {
         },
       );
     }
+    for (const key of this.writtenStatus.keys()) if (!present.has(key)) this.writtenStatus.delete(key);
     for (const kind of POLICY_KINDS) metrics.invalidResources.set({ kind }, invalid.get(kind) ?? 0);
   }
 }

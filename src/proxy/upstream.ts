@@ -5,22 +5,10 @@
  */
 import net from "node:net";
 import tls from "node:tls";
-import { TetherError } from "../identity/errors.js";
+import { UpstreamError } from "./forward/errors.js";
 import { parseDnsName } from "../identity/names.js";
 import { clientConnectOptions } from "../identity/tls.js";
 import type { TlsContexts } from "./tls-contexts.js";
-
-export class UpstreamError extends TetherError {
-  constructor(
-    code: string,
-    message: string,
-    /** True when nothing of the request was sent, so another endpoint may be tried. */
-    readonly retryable: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, options);
-  }
-}
 
 export interface UpstreamTarget {
   address: string;
@@ -36,29 +24,39 @@ export interface ConnectOptions {
   timeoutMs: number;
 }
 
-/** Resolves with a connected (and, when meshed, handshaken and verified) socket. */
-export function connectUpstream(target: UpstreamTarget, options: ConnectOptions): Promise<net.Socket> {
-  if (target.identity === undefined) {
-    return settle(net.connect({ host: target.address, port: target.port }), "connect", target, options.timeoutMs);
-  }
+/**
+ * Starts the connection and returns the socket at once (usable as http2's `createConnection`):
+ * mTLS for a meshed endpoint, plain TCP otherwise. Throws when a meshed endpoint cannot be
+ * reached securely.
+ */
+export function openUpstreamSocket(target: UpstreamTarget, options: Omit<ConnectOptions, "timeoutMs">): net.Socket {
+  if (target.identity === undefined) return net.connect({ host: target.address, port: target.port });
   const secureContext = options.contexts.clientContext();
   if (!secureContext) {
-    return Promise.reject(
-      new UpstreamError(
-        "UPSTREAM_NO_IDENTITY",
-        `refusing to reach meshed endpoint ${target.address}:${target.port} without a valid certificate of our own (the identity CA has not issued one yet, or it expired)`,
-        false,
-      ),
+    throw new UpstreamError(
+      "UPSTREAM_NO_IDENTITY",
+      `refusing to reach meshed endpoint ${target.address}:${target.port} without a valid certificate of our own (the identity CA has not issued one yet, or it expired)`,
+      false,
     );
   }
-  const socket = tls.connect({
+  return tls.connect({
     host: target.address,
     port: target.port,
     secureContext,
     ...clientConnectOptions(parseDnsName(target.identity)),
     ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
   });
-  return settle(socket, "secureConnect", target, options.timeoutMs);
+}
+
+/** Resolves with a connected (and, when meshed, handshaken and verified) socket. */
+export function connectUpstream(target: UpstreamTarget, options: ConnectOptions): Promise<net.Socket> {
+  let socket: net.Socket;
+  try {
+    socket = openUpstreamSocket(target, options);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return settle(socket, target.identity === undefined ? "connect" : "secureConnect", target, options.timeoutMs);
 }
 
 function settle(socket: net.Socket, readyEvent: string, target: UpstreamTarget, timeoutMs: number): Promise<net.Socket> {

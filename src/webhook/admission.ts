@@ -88,7 +88,8 @@ export function reviewEnvelope(response: AdmissionResponse): unknown {
 }
 
 function deny(uid: string, code: number, message: string, reason: string): Reviewed {
-  return { response: { uid, allowed: false, status: { code, message, reason: code === 403 ? "Forbidden" : "BadRequest" } }, outcome: "denied", reason };
+  const statusReason = code === 403 ? "Forbidden" : code === 400 ? "BadRequest" : "InternalError";
+  return { response: { uid, allowed: false, status: { code, message, reason: statusReason } }, outcome: "denied", reason };
 }
 
 function allow(uid: string, outcome: Outcome, reason: string, warnings: string[] = []): Reviewed {

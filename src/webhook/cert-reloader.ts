@@ -64,6 +64,8 @@ export class CertReloader {
   private timer: TimerHandle | undefined;
   private debounce: TimerHandle | undefined;
   private stopped = false;
+  /** The last refusal's message: the same broken files are reported once, not on every poll. */
+  private lastRefusal: string | undefined;
 
   constructor(private readonly options: CertReloaderOptions) {
     this.current = loadServingPair(options.certFile, options.keyFile, options.clock.now());
@@ -80,10 +82,9 @@ export class CertReloader {
     try {
       next = loadServingPair(certFile, keyFile, clock.now());
     } catch (err) {
-      // The same broken files are reported once per change, not on every poll.
-      const fingerprint = `${errorMessage(err)}`;
-      if (fingerprint !== this.lastRefusal) {
-        this.lastRefusal = fingerprint;
+      const message = errorMessage(err);
+      if (message !== this.lastRefusal) {
+        this.lastRefusal = message;
         log.error({ err: errorMessage(err) }, "new webhook serving certificate refused; keeping the current one");
         this.options.onRefused?.(err);
       }
@@ -96,8 +97,6 @@ export class CertReloader {
     this.options.onChange(next);
     return true;
   }
-
-  private lastRefusal: string | undefined;
 
   start(): void {
     const { clock } = this.options;

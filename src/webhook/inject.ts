@@ -312,6 +312,7 @@ function initContainer(input: InjectionInput, skippedInbound: PortRange[], skipp
       "--skip-inbound-ports",
       skipIn,
       ...(skipOut ? ["--skip-outbound-ports", skipOut] : []),
+      ...(s.ipv6 ? ["--ipv6"] : []),
     ],
     resources: { requests: { cpu: "10m", memory: "64Mi" }, limits: { cpu: "500m", memory: "256Mi" } },
     securityContext: {

@@ -40,6 +40,8 @@ export interface WebhookServer {
   readonly metrics: WebhookMetrics;
   /** Re-reads the serving certificate now (the watcher does this on its own). */
   reloadCertificate(): boolean;
+  /** Injection settings for reviews from now on (the install's config file changed). */
+  updateSettings(settings: InjectionSettings): void;
   close(): Promise<void>;
 }
 
@@ -84,6 +86,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const clock = options.clock ?? systemClock;
   const metrics = new WebhookMetrics();
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  let settings = options.settings;
 
   let server: HttpsServer | undefined;
   const reloader = new CertReloader({
@@ -106,7 +109,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     "/inject": async (body) => {
       const parsed = parseReview(body);
       if (!parsed.ok) throw new HttpError(400, "malformed-review", parsed.message);
-      return reviewInjection(parsed.request, options.settings, options.lookup).catch((err) => internalError(parsed.request.uid, err));
+      return reviewInjection(parsed.request, settings, options.lookup).catch((err) => internalError(parsed.request.uid, err));
     },
     "/validate": async (body) => {
       const parsed = parseReview(body);
@@ -190,6 +193,9 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     adminPort: admin ? (admin.address() as AddressInfo).port : undefined,
     metrics,
     reloadCertificate: () => reloader.check(),
+    updateSettings: (next) => {
+      settings = next;
+    },
     close: async () => {
       reloader.stop();
       const closing = [server!, ...(admin ? [admin] : [])].map(

@@ -59,6 +59,8 @@ export interface InjectionSettings {
   proxyLogLevel: string;
   /** Makes the app containers wait (postStart hook on the proxy) until the proxy is ready. */
   awaitProxy: boolean;
+  /** Also intercept IPv6 (ip6tables). Required on dual-stack clusters: otherwise IPv6 traffic bypasses the proxy. */
+  ipv6: boolean;
 }
 
 export const DEFAULT_PROXY_RESOURCES: ProxyResources = {
@@ -80,6 +82,7 @@ export function defaultInjectionSettings(overrides: Partial<InjectionSettings> =
     tokenExpirationSeconds: 3600,
     proxyLogLevel: "info",
     awaitProxy: true,
+    ipv6: false,
     ...overrides,
   };
 }

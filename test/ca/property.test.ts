@@ -144,3 +144,37 @@ test("random and mutated CSRs and tokens never crash the CA and never yield a ce
   assert.ok(issued > 10, `some requests were legitimately issued (${issued})`);
   assert.ok(refused > 1000, `most were refused (${refused})`);
 });
+
+test("random requests through the real gRPC API get a refusal code, and the CA keeps serving", async () => {
+  const { startCaFixture } = await import("../support/ca-fixture.js");
+  const grpc = await import("@grpc/grpc-js");
+  const f = await startCaFixture();
+  try {
+    const valid = validCsrs[0]!;
+    const token = await f.tokens.mint({ namespace: "shop", serviceAccount: "web" });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.string({ maxLength: 80 }), fc.constantFrom(...NAMES)),
+        fc.oneof(fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)), fc.tuple(edits).map(([e]) => mutate(Buffer.from(token), e))),
+        fc.oneof(fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)), fc.tuple(edits).map(([e]) => mutate(valid.csr, e))),
+        async (identity, tok, csrDer) => {
+          const outcome = await f.client.certify({ identity, token: tok, csrDer }).then(
+            () => "issued",
+            (err: { code: number }) => err.code,
+          );
+          if (outcome === "issued") {
+            // Only possible when every edit happened to rewrite a byte with itself.
+            assert.ok(tok.equals(Buffer.from(token)) && csrDer.equals(valid.csr) && identity === valid.dnsName);
+            return;
+          }
+          assert.ok([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.INVALID_ARGUMENT].includes(outcome as number), `outcome ${outcome}`);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    const res = await f.client.certify({ identity: valid.dnsName, token: Buffer.from(token), csrDer: valid.csr });
+    assert.ok(res.leafDer.length > 0);
+  } finally {
+    await f.close();
+  }
+});

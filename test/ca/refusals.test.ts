@@ -123,6 +123,10 @@ test("refusals are counted by result and logged without the token", async () => 
     assert.match(text, new RegExp(`tether_identity_certify_total\\{result="${result}"\\} [1-9]`));
   }
   assert.match(text, /tether_identity_certify_duration_seconds_bucket/);
+  assert.match(text, /tether_identity_issuer_expiry_timestamp_seconds \d+/);
+  assert.match(text, /tether_identity_trust_anchor_expiry_timestamp_seconds \d+/);
+  assert.equal((await fetch(`http://127.0.0.1:${f.ca.adminPort}/ready`)).status, 200);
+  assert.equal((await fetch(`http://127.0.0.1:${f.ca.adminPort}/live`)).status, 200);
   const refusals = f.logs.filter((l) => typeof l.msg === "string" && l.msg.startsWith("certify refused"));
   assert.ok(refusals.length >= cases.length - 1);
   const token = (await mint()).toString();

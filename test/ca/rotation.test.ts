@@ -1,6 +1,8 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
+import { once } from "node:events";
+import * as tls from "node:tls";
 import { readFile, readlink, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { createIssuer, createTrustAnchor, DAY_MS, rotateIssuer, writeIssuerSecret, type KeyAndCert } from "../../src/ca/bootstrap.js";
@@ -69,6 +71,14 @@ test("swapping ..data to a new issuer under load: zero failed requests, later le
   const chainPem = [res.leafDer, ...res.chainDer].map((d) => pemEncode("CERTIFICATE", d)).join("");
   assert.deepEqual(verifyChain(chainPem, f.anchorsPem, Date.now()), web.identity);
   assert.equal(await metric("tether_identity_issuer_reloads_total", 'result="success",reason=""'), 1);
+
+  // The CA's own serving certificate now comes from the new issuer too.
+  const socket = tls.connect({ host: "127.0.0.1", port: f.ca.port, ca: f.anchorsPem, servername: f.ca.serverName, ALPNProtocols: ["h2"] });
+  await once(socket, "secureConnect");
+  const served = socket.getPeerX509Certificate()!;
+  socket.destroy();
+  assert.ok(served.verify(newIssuerCert.publicKey));
+  assert.match(served.subjectAltName ?? "", /DNS:tether-identity\.tether\.serviceaccount\.identity\.tether\.cluster\.local/);
 });
 
 const anchorMaterial = async (): Promise<KeyAndCert> => ({ certPem: f.anchorsPem, keyPem: await readFile(f.paths.anchorKeyPath, "utf8") });

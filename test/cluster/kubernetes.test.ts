@@ -107,6 +107,8 @@ for (const as of ["status", "event"] as const) {
     await cluster.ready();
     await waitFor(() => fixture.openWatches() >= 12, "every kind watching");
     const seen = record(cluster, "Pod");
+    fixture.apply(pod("watched"));
+    await waitFor(() => cluster.get("Pod", "shop", "watched"), "a pod that arrived through the watch");
     const lists = listRequests(fixture, "/api/v1/pods");
     // All in one turn: no client can reconnect in between, so only a re-list can see these.
     fixture.dropWatches();
@@ -114,10 +116,11 @@ for (const as of ["status", "event"] as const) {
     fixture.remove("v1", "Pod", "shop", "gone");
     fixture.apply(pod("new"));
     fixture.expire({ as });
-    await waitFor(() => seen.length >= 3, "three reconciling events");
-    assert.deepEqual([...seen].sort(), ["ADDED new", "DELETED gone", "MODIFIED change"]);
+    await waitFor(() => seen.length >= 4, "three reconciling events");
     assert.ok(listRequests(fixture, "/api/v1/pods") > lists, "the pods were re-listed");
-    assert.deepEqual(cluster.list("Pod").map((p) => p.metadata?.name).sort(), ["change", "keep", "new"]);
+    // Unchanged objects (listed before, or delivered by the watch) produce no event.
+    assert.deepEqual([...seen].sort(), ["ADDED new", "ADDED watched", "DELETED gone", "MODIFIED change"]);
+    assert.deepEqual(cluster.list("Pod").map((p) => p.metadata?.name).sort(), ["change", "keep", "new", "watched"]);
     const gone = fixture.requests.filter((r) => r.path === "/api/v1/pods" && r.query.watch === "true" && r.status === (as === "status" ? 410 : 200));
     assert.ok(gone.length > 0);
     // Watching goes on after the re-list.
@@ -222,6 +225,27 @@ test("list errors are retried with backoff until the server answers", { timeout:
   unroute();
   await cluster.ready();
   assert.ok(cluster.get("Pod", "shop", "a"));
+});
+
+test("watch errors (HTTP 500, refused watches) are retried and the watch resumes", { timeout: 20_000 }, async (t) => {
+  const { fixture, cluster } = await setup(t, {}, { kinds: ["Pod"] });
+  await cluster.ready();
+  await waitFor(() => fixture.openWatches() === 1, "pod watch open");
+  let refused = 0;
+  const unroute = fixture.route("GET", "/api/v1/pods", (req, res) => {
+    if (!req.url?.includes("watch=true")) return false;
+    refused += 1;
+    res.writeHead(500, { "content-type": "application/json" });
+    res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", message: "overloaded", reason: "InternalError", code: 500 }));
+  });
+  fixture.dropWatches();
+  fixture.apply(pod("during-outage"));
+  await waitFor(() => refused >= 3, "three refused watches");
+  assert.equal(cluster.get("Pod", "shop", "during-outage"), undefined);
+  unroute();
+  await waitFor(() => cluster.get("Pod", "shop", "during-outage"), "the change made during the outage");
+  const restarts = (await cluster.registry.getSingleMetric("tether_cluster_watch_restarts_total")!.get()).values;
+  assert.ok(restarts.some((v) => v.labels.reason === "http_500" && v.value >= 3));
 });
 
 test("resync repairs a change whose watch event was lost", { timeout: 20_000 }, async (t) => {

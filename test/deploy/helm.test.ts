@@ -55,6 +55,7 @@ describe("Helm chart", () => {
         proxyLogLevel: "debug",
         trustManager: false,
         externalTrustAnchor: true,
+        ipv6: true,
       }),
     ],
   ];

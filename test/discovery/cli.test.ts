@@ -1,10 +1,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
 import { MemoryCluster } from "../../src/cluster/memory.js";
 import { destinationPathFor, endpointsTable } from "../../src/cli/discovery.js";
 import { startDestinationServer } from "../../src/discovery/server.js";
+import { endpointSlicesFor } from "../../src/discovery/slice-controller.js";
 import { makePod, makeService, quietLogger, runSliceController } from "./support.js";
 
 const bin = fileURLToPath(new URL("../../bin/tether.mjs", import.meta.url));
@@ -78,4 +84,47 @@ test("`tether diagnostics endpoints` prints what a running destination server re
     await server.close();
     stop();
   }
+});
+
+test("`tether destination serve --cluster-dir` serves a folder of manifests", { timeout: 60_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "tether-destination-cli-"));
+  const service = makeService({ name: "web", clusterIP: "10.96.0.10" });
+  const pod = makePod({ name: "web-1", ip: "10.0.0.1", meshed: true });
+  const docs = [service, pod, ...endpointSlicesFor(service, [pod])].map((o) => stringify(o));
+  await writeFile(join(dir, "shop.yaml"), docs.join("---\n"));
+  const child = spawn(
+    process.execPath,
+    [bin, "destination", "serve", "--cluster-dir", dir, "--host", "127.0.0.1", "--port", "0", "--admin-port", "0", "--trust-domain", "corp.example", "--log-level", "warn"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  t.after(async () => {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await once(child, "exit");
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}`)), 30_000);
+    child.stdout.on("data", () => {
+      const m = /listening on (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  const got = await run(["diagnostics", "endpoints", "10.96.0.10:80", "--destination", address, "--json"]);
+  assert.equal(got.code, 0, got.stderr);
+  const answer = JSON.parse(got.stdout) as { exists: boolean; endpoints: { address: string; identity: string }[] };
+  assert.equal(answer.exists, true);
+  assert.deepEqual(
+    answer.endpoints.map((e) => [e.address, e.identity]),
+    [["10.0.0.1", "web.shop.serviceaccount.identity.tether.corp.example"]],
+  );
+  child.kill("SIGTERM");
+  const [code] = await once(child, "exit");
+  assert.equal(code, 0, "SIGTERM is a clean shutdown");
 });

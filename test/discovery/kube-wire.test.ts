@@ -42,13 +42,14 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }) {
     await cluster.close();
     await fixture.close();
   });
-  return { fixture, client, followers };
+  return { fixture, cluster, client, followers };
 }
 
 test("wire fixture: create, scale, make unready, delete reach subscribers within the bound", async (t) => {
-  const { fixture, client, followers } = await setup(t);
+  const { fixture, cluster, client, followers } = await setup(t);
   await lifecycleScenario({
     client,
+    cluster,
     objects: {
       applyPod: (p) => void fixture.apply(p as never),
       removePod: (ns, name) => void fixture.remove("v1", "Pod", ns, name),

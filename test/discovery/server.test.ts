@@ -47,6 +47,7 @@ after(async () => {
 test("create, scale, make unready, delete: the first message holds the full set, each change arrives within the bound", async () => {
   await lifecycleScenario({
     client,
+    cluster,
     objects: {
       applyPod: (p) => cluster.apply("Pod", p),
       removePod: (ns, name) => void cluster.remove("Pod", ns, name),

@@ -195,6 +195,8 @@ export interface ObjectWriter {
  */
 export async function lifecycleScenario(opts: {
   client: DestinationClient;
+  /** Read to know when the initial pods are in the cache (asynchronous sources). */
+  cluster: ClusterState;
   objects: ObjectWriter;
   changeMs: number;
   connectMs: number;
@@ -206,6 +208,15 @@ export async function lifecycleScenario(opts: {
   await objects.applyService(makeService({ name: "life", namespace: "life", app: "life", clusterIP: "10.96.7.1" }));
   await objects.applyPod(pod("life-1", "10.7.0.1"));
   await objects.applyPod(pod("life-2", "10.7.0.2"));
+
+  // The first message holds the full set known to the server; wait until that is both pods.
+  const cached = waitFor(
+    () => opts.cluster.list("EndpointSlice", "life").flatMap((sl) => sl.endpoints ?? []).filter((e) => e.conditions?.ready).length === 2,
+    connectMs,
+    "both pods in the cache",
+  );
+  const poll = setInterval(cached.poke, 5);
+  await cached.promise.finally(() => clearInterval(poll));
 
   const watchers = ["life.life.svc.cluster.local:80", "10.96.7.1:80"].map((p) => {
     const f = new Follower(opts.client, p);

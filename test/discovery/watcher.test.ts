@@ -137,3 +137,26 @@ test("a namespace annotation change re-evaluates protocol hints", async () => {
   assert.equal(sink.state.list()[0]!.protocolHint, "opaque");
   stop();
 });
+
+test("malformed objects are counted and logged, never crash, and the last good answer stays", async () => {
+  const { cluster, watcher, target, settle, stop } = await setup();
+  cluster.apply("Service", makeService({ name: "web" }));
+  cluster.apply("Pod", makePod({ name: "a", ip: "10.0.0.1" }));
+  const sink = new RecordingSink();
+  watcher.subscribe(target("web.shop.svc.cluster.local:80"), sink);
+  cluster.apply("Service", { metadata: { name: "web", namespace: "shop" }, spec: { ports: "oops" } } as never);
+  cluster.apply("EndpointSlice", { metadata: { name: "bad", namespace: "shop", labels: { "kubernetes.io/service-name": "web" } }, endpoints: 5 } as never);
+  await settle();
+  assert.deepEqual(sink.addrs(), ["10.0.0.1:8080"]);
+  assert.ok(((await watcher.metrics.errors.get()).values[0]?.value ?? 0) >= 2);
+  // The shared watch still gives its last good answer to a new subscriber...
+  const late = new RecordingSink();
+  watcher.subscribe(target("web.shop.svc.cluster.local:80"), late);
+  assert.deepEqual(late.addrs(), ["10.0.0.1:8080"]);
+  // ...and a target that must be computed now is refused with a code, so the client retries.
+  assert.throws(
+    () => watcher.subscribe(target("web.shop.svc.cluster.local:81"), new RecordingSink()),
+    (e: Error & { code?: string }) => e.code === "DISCOVERY_INTERNAL" && /retry later/.test(e.message),
+  );
+  stop();
+});

@@ -120,3 +120,22 @@ test("verifyChain returns the identity, and names expiry and untrusted chains", 
   assert.throws(() => verifyChain(leafOnly, f.anchorsPem, now), (e: CertificateError) => e.code === "CERT_UNTRUSTED");
   assert.throws(() => verifyChain("junk", f.anchorsPem, now), (e: CertificateError) => e.code === "CERT_MALFORMED");
 });
+
+test("setSecureContext swaps the server's certificate for new handshakes and keeps live connections", async () => {
+  const live = tls.connect({ host: "127.0.0.1", port, secureContext: createClientSecureContext(web.creds, f.anchorsPem), ...clientConnectOptions(api.creds.identity) });
+  await once(live, "secureConnect");
+  const before = live.getPeerX509Certificate()!.fingerprint256;
+  const renewed = await certifiedAgent(f, "api", "shop");
+  try {
+    server.setSecureContext(serverContextOptions(renewed.creds, f.anchorsPem));
+    const fresh = tls.connect({ host: "127.0.0.1", port, secureContext: createClientSecureContext(web.creds, f.anchorsPem), ...clientConnectOptions(api.creds.identity) });
+    await once(fresh, "secureConnect");
+    assert.notEqual(fresh.getPeerX509Certificate()!.fingerprint256, before);
+    fresh.destroy();
+    assert.equal(live.destroyed, false);
+    await assertRefused({ ca: f.anchorsPem, minVersion: "TLSv1.3", ...clientConnectOptions(api.creds.identity) });
+  } finally {
+    live.destroy();
+    renewed.agent.stop();
+  }
+});

@@ -24,8 +24,19 @@ interface Runner {
   instance: string;
 }
 
-/** Starts the crash child and waits for "ready"; cleanup (kill + down) is registered on `t`. */
+/** Starts the crash child and waits for "ready", choosing again if a parallel test took its subnet. */
 async function startRunner(t: TestContext): Promise<Runner> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startRunnerOnce(t);
+    } catch (err) {
+      if (!/LOCAL_SUBNET_OVERLAP/.test(String(err)) || attempt >= 3) throw err;
+    }
+  }
+}
+
+/** Cleanup (kill + down + remove the state dir) is registered on `t` before anything starts. */
+async function startRunnerOnce(t: TestContext): Promise<Runner> {
   const stateDir = mkdtempSync(join(tmpdir(), "tether-crash-"));
   const instance = testInstance();
   const child = spawn(process.execPath, ["--import", "tsx", "test/support/netns-crash-child.ts", stateDir, instance, await pickFreeSubnet()], {

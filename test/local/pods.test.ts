@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { netnsSkip, podsOnFreshBridge, testInstance } from "../support/netns-harness.js";
+import { netnsSkip, podsOnFreshBridge, testInstance, waitForLog } from "../support/netns-harness.js";
 import { LocalSubstrate } from "../../src/local/substrate.js";
 import { readState } from "../../src/local/state.js";
 import { errorCode } from "../../src/identity/errors.js";
@@ -19,6 +19,7 @@ import { PROXY_OUTBOUND_PORT, PROXY_UID } from "../../src/api/mesh.js";
 import type { Pod } from "../../src/local/pods.js";
 
 const PORT = 8080;
+const tetherBin = new URL("../../bin/tether.mjs", import.meta.url).pathname;
 
 async function serve(substrate: LocalSubstrate, pods: Pod[], port = PORT, name?: string): Promise<void> {
   for (const pod of pods) await substrate.exec(pod, nameServerArgv(name ?? pod.name, port), { logName: `server-${port}` });
@@ -98,19 +99,8 @@ test("beside the proxy's TETHER_OUTPUT: apps are redirected to the proxy, the pr
   const services = [{ name: "default/server:80", vip, port: 80, endpoints: [s1, s2].map((p) => ({ ip: p.ip, port: PORT })) }];
   await substrate.syncServices(meshed, services);
 
-  // What `tether proxy-init` installs for outbound traffic (appended after our jump, the wrong order).
-  await substrate.run(meshed, ["iptables-restore", "-w", "--noflush"], {
-    input: [
-      "*nat",
-      ":TETHER_OUTPUT - [0:0]",
-      "-A TETHER_OUTPUT -o lo -j RETURN",
-      `-A TETHER_OUTPUT -m owner --uid-owner ${PROXY_UID} -j RETURN`,
-      `-A TETHER_OUTPUT -p tcp -j REDIRECT --to-ports ${PROXY_OUTBOUND_PORT}`,
-      "-A OUTPUT -p tcp -j TETHER_OUTPUT",
-      "COMMIT",
-      "",
-    ].join("\n"),
-  });
+  // The real init rules, installed after ours (the wrong order, which the next sync repairs).
+  await substrate.run(meshed, [process.execPath, tetherBin, "proxy-init"]);
   await substrate.syncServices(meshed, services);
   const output = parseIptablesSave(await substrate.run(meshed, ["iptables-save", "-t", "nat"]))
     .get("nat")
@@ -119,8 +109,9 @@ test("beside the proxy's TETHER_OUTPUT: apps are redirected to the proxy, the pr
   assert.deepEqual(output, ["TETHER_OUTPUT", "TETHER_LOCAL_SERVICES"]);
 
   // A stand-in proxy answering on the outbound port.
-  await substrate.exec(meshed, nameServerArgv("proxy", PROXY_OUTBOUND_PORT), { uid: PROXY_UID, logName: "proxy" });
-  await waitForTcp(meshed.ip, PROXY_OUTBOUND_PORT);
+  // (Inbound is intercepted now too, so readiness comes from its log, not a connection from outside.)
+  const stub = await substrate.exec(meshed, nameServerArgv("proxy", PROXY_OUTBOUND_PORT), { uid: PROXY_UID, logName: "proxy" });
+  await waitForLog(stub.stdoutPath, "listening");
   assert.deepEqual(await connectMany(substrate, meshed, vip, 80, 5, 1000), { proxy: 5 });
   assert.deepEqual(await connectMany(substrate, meshed, s1.ip, PORT, 3, PROXY_UID), { s1: 3 });
   const viaVip = await connectMany(substrate, meshed, vip, 80, 20, PROXY_UID);

@@ -98,6 +98,21 @@ const cases: Case[] = [
     reason: "default-deny",
   },
   {
+    name: "a Server in audit mode allows what it would deny, flagged",
+    objects: [server("shop", "web-audit", { podSelector: { matchLabels: { app: "web" } }, port: 8080, accessPolicy: "audit" }), frontendOnly, policy("shop", "p", ref.server("web-audit"), [ref.meshTls("frontend-only")])],
+    conn: billing,
+    allowed: true,
+    audited: true,
+    reason: "identity-not-allowed",
+  },
+  {
+    name: "a Server in audit mode still names the authorization that allows",
+    objects: [server("shop", "web-audit", { podSelector: { matchLabels: { app: "web" } }, port: 8080, accessPolicy: "audit" }), frontendOnly, policy("shop", "p", ref.server("web-audit"), [ref.meshTls("frontend-only")])],
+    conn: frontend,
+    allowed: true,
+    authorization: "authorizationpolicy:shop/p",
+  },
+  {
     name: "the oldest of two Servers on a port decides",
     objects: [webHttp, server("shop", "web-http-2", { port: 8080 }), meshTls("shop", "all", { identities: ["*"] }), policy("shop", "second", ref.server("web-http-2"), [ref.meshTls("all")])],
     conn: frontend,

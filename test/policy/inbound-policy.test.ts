@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { authorize, parseCidr, parseIp } from "../../src/api/inbound-policy.js";
+import { authorize, normalizePath, parseCidr, parseIp } from "../../src/api/inbound-policy.js";
 import type { InboundServer } from "../../src/api/index.js";
 
 const base: InboundServer = { name: "t", protocol: "unknown", authorizations: [], routes: [], defaultPolicy: "deny", audit: false };
@@ -83,4 +83,36 @@ test("the compiled form is cached per server object, so a new object is recompil
   const conn = { tls: false, clientIp: "10.0.0.1" };
   assert.equal(authorize(a, conn).allowed, true);
   assert.equal(authorize({ ...a, authorizations: [] }, conn).allowed, false);
+});
+
+test("normalizePath resolves dot segments, unreserved escapes and repeated slashes", () => {
+  const cases: [string, string][] = [
+    ["/api/items", "/api/items"],
+    ["/public/../admin", "/admin"],
+    ["/public/%2e%2e/admin", "/admin"],
+    ["/./a//b/", "/a/b/"],
+    ["/%61dmin", "/admin"],
+    ["/a%2Fb", "/a%2Fb"],
+    ["/..", "/"],
+    ["/a/b/..", "/a/"],
+  ];
+  for (const [raw, want] of cases) assert.equal(normalizePath(raw), want, raw);
+});
+
+test("a dot-segment path cannot pass for another route", () => {
+  const any = { name: "any", networks: [], authentication: "unauthenticated" as const, identities: [] };
+  const m = { method: "", headers: [], grpcService: "", grpcMethod: "", grpcMatchType: "" as const };
+  const server: InboundServer = {
+    ...base,
+    routes: [
+      { name: "public", matches: [{ ...m, pathType: "PathPrefix", path: "/public" }], authorizations: [any] },
+      { name: "admin", matches: [{ ...m, pathType: "PathPrefix", path: "/admin" }], authorizations: [] },
+    ],
+  };
+  const conn = { tls: false, clientIp: "10.0.0.1" };
+  assert.equal(authorize(server, conn, { method: "GET", path: "/public/x", headers: {} }).allowed, true);
+  for (const path of ["/public/../admin", "/public/%2E%2E/admin/x", "//admin", "/%61dmin"]) {
+    const d = authorize(server, conn, { method: "GET", path, headers: {} });
+    assert.deepEqual([d.allowed, d.route], [false, "admin"], path);
+  }
 });

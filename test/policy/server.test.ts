@@ -15,14 +15,15 @@ const logger = pino({ level: "silent" });
 
 function watcherOn(cluster = baseCluster()) {
   const clock = new ManualClock();
-  const watcher = new PolicyWatcher({ cluster, settings: SETTINGS, logger, metrics: new PolicyMetrics(), clock });
-  return { cluster, clock, watcher };
+  const metrics = new PolicyMetrics();
+  const watcher = new PolicyWatcher({ cluster, settings: SETTINGS, logger, metrics, clock });
+  return { cluster, clock, watcher, metrics };
 }
 
 const accepted = (status: unknown) => ((status as { conditions: Condition[] }).conditions ?? []).find((c) => c.type === "Accepted");
 
-test("status: invalid and dangling resources are Accepted=False with a reason, and recover", () => {
-  const { cluster, clock, watcher } = watcherOn();
+test("status: invalid and dangling resources are Accepted=False with a reason, and recover", async () => {
+  const { cluster, clock, watcher, metrics } = watcherOn();
   cluster.apply("NetworkAuthentication", network("shop", "bad-net", [{ cidr: "10.0.0.0/8" }, { cidr: "300.0.0.0/8" }]));
   cluster.apply("Server", server("shop", "web", { podSelector: { matchLabels: { app: "web" } } }));
   cluster.apply("AuthorizationPolicy", policy("shop", "uses-bad", ref.server("web"), [ref.network("bad-net")]));
@@ -43,6 +44,18 @@ test("status: invalid and dangling resources are Accepted=False with a reason, a
   assert.match(odd.message, /spec\.targetRef\.kind: unknown kind "Deployment"/);
   assert.equal(accepted(cluster.statusOf("AuthorizationPolicy", "shop", "no-server"))!.reason, "TargetNotFound");
   const firstTime = net.lastTransitionTime;
+
+  // Unrelated changes later do not rewrite an unchanged condition (its transition time stays).
+  const writes = async () => {
+    await new Promise((r) => setImmediate(r)); // let the asynchronous status writes settle
+    return (await metrics.statusWrites.get()).values.reduce((n, v) => n + v.value, 0);
+  };
+  const before = await writes();
+  clock.advance(1000);
+  cluster.apply("Server", server("pay", "unrelated", {}));
+  watcher.flush();
+  assert.equal(accepted(cluster.statusOf("NetworkAuthentication", "shop", "bad-net"))!.lastTransitionTime, firstTime);
+  assert.equal((await writes()) - before, 1, "only the new Server's status is written");
 
   // Fixing the network makes it and the policy that uses it Accepted.
   clock.advance(5000);
@@ -101,6 +114,12 @@ test("watcher: subscribers get the current policy, then only real changes", () =
   watcher.flush();
   assert.equal(seen.length, 3);
   assert.equal(seen[2]!.name, "default:all-authenticated");
+
+  // The namespace annotation changes the default policy of its pods' uncovered ports.
+  cluster.apply("Namespace", { metadata: { name: "shop", annotations: { "config.tether.io/default-inbound-policy": "audit" } } });
+  watcher.flush();
+  assert.equal(seen.length, 4);
+  assert.deepEqual([seen[3]!.name, seen[3]!.audit], ["default:audit", true]);
   stop();
   assert.equal(watcher.subscribe("shop", "missing", 8080, () => {}), undefined);
   watcher.stop();

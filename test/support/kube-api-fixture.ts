@@ -36,8 +36,9 @@
  *   dropWatches({graceful: true}) ends them cleanly, as a server-side timeout does.
  * - defineResource(def) / removeResource(kind) install or uninstall a kind (a CRD); by default
  *   the built-in kinds and every kind tether reads (RESOURCE_API) are installed, minus `omitKinds`.
- * - route(method, pathPrefix, handler) serves other paths (TokenReview, SubjectAccessReview…);
- *   routes are tried before the built-in handlers, newest first; it returns an unregister function.
+ * - route(method, pathPrefix, handler) serves other paths (TokenReview, SubjectAccessReview…) or
+ *   overrides built-in ones (to inject failures); routes are tried before the built-in handlers,
+ *   newest first, and a handler returning `false` passes the request on. Returns an unregister function.
  * - requests: every request seen ({method, path, query, status, authorization}).
  * - kubeconfigPath() writes a kubeconfig (token user "fixture") pointing at `url`.
  * - close() stops the server, ends every connection and removes the kubeconfig.
@@ -91,7 +92,8 @@ export interface RecordedRequest {
   authorization: string | undefined;
 }
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>;
+/** Serves a request; returning `false` (without touching `res`) passes it on to the next route or the built-in API. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | boolean | Promise<void | boolean>;
 
 export interface KubeApiFixtureOptions {
   /** Kinds not to install at start (e.g. a CRD that is "not installed yet"). */
@@ -330,11 +332,12 @@ class Fixture implements KubeApiFixture {
     meta.creationTimestamp = existing?.metadata?.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, "Z");
     const specChanged = !existing || JSON.stringify(existing.spec) !== JSON.stringify(next.spec);
     meta.generation = (existing?.metadata?.generation ?? 0) + (specChanged ? 1 : 0);
-    next.apiVersion = apiVersionOf(def);
-    next.kind = def.kind;
-    this.store.get(def.kind)!.set(keyOf(meta.namespace, meta.name!), next);
-    if (!silent) this.record(def, existing ? "MODIFIED" : "ADDED", next);
-    return structuredClone(next);
+    // kind and apiVersion first, as the API server's Go structs serialize them.
+    const { kind: _k, apiVersion: _a, ...rest } = next;
+    const stored: KubeObject = { kind: def.kind, apiVersion: apiVersionOf(def), ...rest };
+    this.store.get(def.kind)!.set(keyOf(meta.namespace, meta.name!), stored);
+    if (!silent) this.record(def, existing ? "MODIFIED" : "ADDED", stored);
+    return structuredClone(stored);
   }
 
   private delete(def: KubeResourceDef, namespace: string | undefined, name: string, silent: boolean): KubeObject | undefined {
@@ -388,10 +391,9 @@ class Fixture implements KubeApiFixture {
     res.on("close", () => (record.status ||= res.statusCode));
     try {
       const body = await readBody(req);
-      const route = this.routes.find((r) => r.method === record.method && url.pathname.startsWith(r.prefix));
-      if (route) {
-        await route.handler(req, res, body);
-        return;
+      for (const route of [...this.routes]) {
+        if (route.method !== record.method || !url.pathname.startsWith(route.prefix)) continue;
+        if ((await route.handler(req, res, body)) !== false) return;
       }
       this.dispatch(record.method, url, body, req, res);
     } catch (err) {
@@ -421,6 +423,7 @@ class Fixture implements KubeApiFixture {
       return;
     }
     const { def, namespace, name, status } = target;
+    if (status && !def.statusSubresource) throw new StatusError(404, "NotFound", "the server could not find the requested resource");
     if (name === undefined) {
       if (method === "GET" && (url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1")) {
         this.startWatch(def, namespace, url.searchParams, req, res);

@@ -6,13 +6,17 @@
  */
 import { LocalSubstrate } from "../../src/local/substrate.js";
 import { nameServerArgv } from "../../src/local/probe-apps.js";
+import { errorCode, errorMessage } from "../../src/identity/errors.js";
 
 const [stateDir, instance, podSubnet] = process.argv.slice(2);
 if (!stateDir || !instance || !podSubnet) {
   console.error("usage: netns-crash-child.ts STATE_DIR INSTANCE SUBNET");
   process.exit(2);
 }
-const substrate = await LocalSubstrate.up({ stateDir, instance, podSubnet });
+const substrate = await LocalSubstrate.up({ stateDir, instance, podSubnet }).catch((err: unknown) => {
+  console.error(`${errorCode(err)}: ${errorMessage(err)}`);
+  process.exit(1);
+});
 const a = await substrate.createPod("a");
 const b = await substrate.createPod("b");
 await substrate.exec(a, nameServerArgv("a", 8080));

@@ -8,7 +8,7 @@
  * Needs root; `netnsSkip` gives the reason to skip when it is missing.
  */
 import type { TestContext } from "node:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -77,4 +77,20 @@ export async function podsOnFreshBridge(t: TestContext, names: readonly string[]
       return pod;
     },
   };
+}
+
+/** Resolves once the file (a process's log) contains `text`; fails after `timeoutMs`. */
+export async function waitForLog(path: string, text: string, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    let content = "";
+    try {
+      content = readFileSync(path, "utf8");
+    } catch {
+      // not created yet
+    }
+    if (content.includes(text)) return;
+    if (Date.now() > until) throw new Error(`"${text}" did not appear in ${path} within ${timeoutMs} ms: ${content.slice(-500)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }

@@ -219,6 +219,12 @@ describe("injection patch", () => {
     assert.equal(fromPod.resources?.limits?.cpu, "250m");
   });
 
+  it("intercepts IPv6 too when the install says so", () => {
+    const result = planInjection({ ...input(pod()), settings: defaultInjectionSettings({ ipv6: true }) });
+    assert.ok(result.injected);
+    assert.equal(initOf(apply(pod(), result.patch)).args?.at(-1), "--ipv6");
+  });
+
   it("omits resource fields whose install default is empty", () => {
     const s = defaultInjectionSettings({ proxyResources: { cpuRequest: "50m", cpuLimit: "", memoryRequest: "32Mi", memoryLimit: "" } });
     const result = planInjection({ ...input(pod()), settings: s });
@@ -286,5 +292,128 @@ describe("injection patch", () => {
         );
       });
     }
+  });
+});
+
+describe("the injected pod, in full", () => {
+  it("is exactly this", () => {
+    const original = pod({ labels: { app: "web" } });
+    const { pod: out } = injected(original);
+    const field = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+    const expected: Pod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { generateName: "web-7d9f-", labels: { app: "web", "tether.io/control-plane-ns": "tether" }, annotations: { "tether.io/proxy-version": "0.1.0" } },
+      spec: {
+        serviceAccountName: "web",
+        initContainers: [
+          {
+            name: "tether-init",
+            image: "ghcr.io/tether-mesh/tether:0.1.0",
+            imagePullPolicy: "IfNotPresent",
+            args: ["proxy-init", "--proxy-uid", "2102", "--inbound-port", "4143", "--outbound-port", "4140", "--skip-inbound-ports", "4191"],
+            resources: { requests: { cpu: "10m", memory: "64Mi" }, limits: { cpu: "500m", memory: "256Mi" } },
+            securityContext: {
+              runAsUser: 0,
+              runAsGroup: 0,
+              runAsNonRoot: false,
+              readOnlyRootFilesystem: true,
+              allowPrivilegeEscalation: false,
+              privileged: false,
+              capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] },
+              seccompProfile: { type: "RuntimeDefault" },
+            },
+            volumeMounts: [{ name: "tether-init-xtables-lock", mountPath: "/run" }],
+            terminationMessagePolicy: "FallbackToLogsOnError",
+          },
+        ],
+        containers: [
+          {
+            name: "tether-proxy",
+            image: "ghcr.io/tether-mesh/tether:0.1.0",
+            imagePullPolicy: "IfNotPresent",
+            args: ["proxy"],
+            env: [
+              field("TETHER_POD_NAME", "metadata.name"),
+              field("TETHER_POD_NAMESPACE", "metadata.namespace"),
+              field("TETHER_POD_IP", "status.podIP"),
+              field("TETHER_SERVICE_ACCOUNT", "spec.serviceAccountName"),
+              { name: "TETHER_TRUST_DOMAIN", value: "cluster.local" },
+              { name: "TETHER_IDENTITY_NAME", value: "$(TETHER_SERVICE_ACCOUNT).$(TETHER_POD_NAMESPACE).serviceaccount.identity.tether.cluster.local" },
+              { name: "TETHER_TOKEN_FILE", value: "/var/run/secrets/tether.io/serviceaccount/token" },
+              { name: "TETHER_TRUST_ANCHORS_FILE", value: "/var/run/tether/trust-anchors/ca-bundle.crt" },
+              { name: "TETHER_IDENTITY_ADDR", value: "tether-identity.tether.svc.cluster.local:8080" },
+              { name: "TETHER_DESTINATION_ADDR", value: "tether-destination.tether.svc.cluster.local:8086" },
+              { name: "TETHER_POLICY_ADDR", value: "tether-destination.tether.svc.cluster.local:8090" },
+              { name: "TETHER_INBOUND_PORTS", value: "8080,9090" },
+              { name: "TETHER_OPAQUE_PORTS", value: "" },
+              { name: "TETHER_DEFAULT_INBOUND_POLICY", value: "all-authenticated" },
+              { name: "TETHER_LOG_LEVEL", value: "info" },
+            ],
+            ports: [
+              { name: "tether-inbound", containerPort: 4143 },
+              { name: "tether-outbound", containerPort: 4140 },
+              { name: "tether-admin", containerPort: 4191 },
+            ],
+            livenessProbe: { httpGet: { path: "/live", port: 4191 }, initialDelaySeconds: 10, periodSeconds: 10, failureThreshold: 3 },
+            readinessProbe: { httpGet: { path: "/ready", port: 4191 }, periodSeconds: 5, failureThreshold: 2 },
+            lifecycle: proxyOf(out).lifecycle!,
+            resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { cpu: "1", memory: "256Mi" } },
+            securityContext: {
+              runAsUser: 2102,
+              runAsGroup: 2102,
+              runAsNonRoot: true,
+              readOnlyRootFilesystem: true,
+              allowPrivilegeEscalation: false,
+              privileged: false,
+              capabilities: { drop: ["ALL"] },
+              seccompProfile: { type: "RuntimeDefault" },
+            },
+            volumeMounts: [
+              { name: "tether-identity-token", mountPath: "/var/run/secrets/tether.io/serviceaccount", readOnly: true },
+              { name: "tether-trust-anchors", mountPath: "/var/run/tether/trust-anchors", readOnly: true },
+            ],
+            terminationMessagePolicy: "FallbackToLogsOnError",
+          },
+          original.spec!.containers[0]!,
+        ],
+        volumes: [
+          { name: "tether-identity-token", projected: { sources: [{ serviceAccountToken: { audience: "identity.tether.io", expirationSeconds: 3600, path: "token" } }] } },
+          { name: "tether-trust-anchors", configMap: { name: "tether-identity-trust-roots", items: [{ key: "ca-bundle.crt", path: "ca-bundle.crt" }] } },
+          { name: "tether-init-xtables-lock", emptyDir: {} },
+        ],
+      },
+    };
+    assert.deepEqual(out, expected);
+    // The postStart hook waits on the proxy's readiness endpoint.
+    const command = proxyOf(out).lifecycle?.postStart?.exec?.command ?? [];
+    assert.deepEqual(command.slice(0, 2), ["node", "-e"]);
+    assert.match(command[2]!, /port:4191,path:"\/ready"/);
+  });
+
+  it("the postStart script waits until /ready answers 200", async () => {
+    const { createServer } = await import("node:http");
+    const { spawn } = await import("node:child_process");
+    const command = proxyOf(injected(pod()).pod).lifecycle!.postStart!.exec!.command!;
+    // Run the script against a fake admin port: not ready twice, then ready.
+    let calls = 0;
+    const server = createServer((_req, res) => {
+      calls++;
+      res.writeHead(calls < 3 ? 503 : 200).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as { port: number }).port;
+    const script = command[2]!.replace("port:4191", `port:${port}`);
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ["-e", script], { stdio: "ignore" });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      child.on("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    server.close();
+    assert.equal(code, 0);
+    assert.equal(calls, 3);
   });
 });

@@ -28,6 +28,8 @@ export interface MeshedPodFacts {
   /** notAfter of the proxy's certificate (seconds since epoch), when its metrics could be read. */
   certExpiry?: number;
   metricsError?: string;
+  /** The pod has an IPv6 address but its tether-init did not install IPv6 rules. */
+  ipv6Bypass?: boolean;
 }
 
 export interface ClusterFacts {
@@ -53,6 +55,8 @@ export interface ClusterFacts {
     reachable: { ok: true } | { ok: false; error: string };
   };
   meshedPods: MeshedPodFacts[];
+  /** Namespaces labelled for injection, and whether the trust-roots ConfigMap the proxies mount is there. */
+  injectedNamespaces: { name: string; trustRoots: boolean }[];
 }
 
 const DAY = 86_400_000;
@@ -258,10 +262,18 @@ export function runChecks(f: ClusterFacts, options: { pre?: boolean } = {}): Che
   }
   out.push(...anchorProblems, ...anchorChecks(f, anchors), ...issuerChecks(f, anchors));
   out.push(...webhookChecks(f));
+  for (const n of f.injectedNamespaces) {
+    out.push(
+      n.trustRoots
+        ? item("data plane", `namespace ${n.name}`, "pass", "injection enabled, trust roots published")
+        : item("data plane", `namespace ${n.name}`, "fail", `injection is enabled but ConfigMap tether-identity-trust-roots is missing: its meshed pods cannot start (the volume is not found). Check the trust-manager Bundle or create it (docs/install.md, "Without trust-manager")`),
+    );
+  }
   if (f.meshedPods.length === 0) out.push(item("data plane", "meshed pods", "pass", "no meshed pods yet"));
   for (const p of f.meshedPods) {
     const name = `${p.namespace}/${p.name}`;
-    if (!p.proxyReady) out.push(item("data plane", name, "fail", "the tether-proxy container is not ready: kubectl logs -c tether-proxy " + `-n ${p.namespace} ${p.name}`));
+    if (p.ipv6Bypass) out.push(item("data plane", name, "fail", "the pod has an IPv6 address but its traffic is intercepted for IPv4 only: IPv6 connections bypass the proxy and its authorization. Install with --ipv6 and restart the pod"));
+    else if (!p.proxyReady) out.push(item("data plane", name, "fail", "the tether-proxy container is not ready: kubectl logs -c tether-proxy " + `-n ${p.namespace} ${p.name}`));
     else if (p.certExpiry === undefined) out.push(item("data plane", name, "warn", `proxy ready, but its certificate could not be read (${p.metricsError ?? "no expiry metric"})`));
     else if (p.certExpiry * 1000 <= f.now) out.push(item("data plane", name, "fail", `the proxy's certificate expired at ${new Date(p.certExpiry * 1000).toISOString()}: is tether-identity reachable?`));
     else out.push(item("data plane", name, "pass", `proxy ready, certificate ${left(p.certExpiry * 1000 - f.now)}`));

@@ -2,7 +2,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { kubeRequest, statusMessage } from "../../cluster/kube-http.js";
 import { errorMessage } from "../../identity/errors.js";
-import { PROXY_ADMIN_PORT, PROXY_CONTAINER_NAME } from "../../api/mesh.js";
+import { INIT_CONTAINER_NAME, INJECT_LABEL, PROXY_ADMIN_PORT, PROXY_CONTAINER_NAME } from "../../api/mesh.js";
 import { CONTROL_PLANE_NS_LABEL, TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY } from "../../webhook/settings.js";
 import type { ClusterFacts, MeshedPodFacts } from "./checks.js";
 import { IDENTITY_ISSUER_SECRET, INJECTOR_TLS_SECRET, MUTATING_WEBHOOK, VALIDATING_WEBHOOK } from "./render.js";
@@ -38,6 +38,7 @@ export async function gatherFacts(kc: KubeConfig, options: { namespace: string; 
     controlPlaneNamespace: { name: ns, exists: false },
     deployments: [],
     meshedPods: [],
+    injectedNamespaces: [],
   };
   try {
     const v = await get("/version");
@@ -86,6 +87,12 @@ export async function gatherFacts(kc: KubeConfig, options: { namespace: string; 
     };
   }
 
+  const namespaces: Json[] = ((await get("/api/v1/namespaces"))?.items ?? []).filter((n: Json) => n.metadata?.labels?.[INJECT_LABEL] === "enabled");
+  for (const n of namespaces) {
+    const name = String(n.metadata.name);
+    facts.injectedNamespaces.push({ name, trustRoots: (await get(`/api/v1/namespaces/${name}/configmaps/${TRUST_ANCHORS_CONFIGMAP}`)) !== undefined });
+  }
+
   const selector = encodeURIComponent(`${CONTROL_PLANE_NS_LABEL}=${ns}`);
   const pods: Json[] = ((await get(`/api/v1/pods?labelSelector=${selector}`))?.items ?? []).filter(
     (p: Json) => p.metadata?.labels?.[CONTROL_PLANE_NS_LABEL] === ns,
@@ -104,6 +111,9 @@ async function podFacts(kc: KubeConfig, pod: Json): Promise<MeshedPodFacts> {
   const name = String(pod.metadata?.name ?? "");
   const status = (pod.status?.containerStatuses ?? []).find((c: Json) => c.name === PROXY_CONTAINER_NAME);
   const facts: MeshedPodFacts = { namespace, name, proxyReady: status?.ready === true };
+  const init = (pod.spec?.initContainers ?? []).find((c: Json) => c.name === INIT_CONTAINER_NAME);
+  const hasIpv6 = (pod.status?.podIPs ?? []).some((a: Json) => String(a.ip ?? "").includes(":"));
+  if (hasIpv6 && init && !(init.args ?? []).includes("--ipv6")) facts.ipv6Bypass = true;
   if (!facts.proxyReady) return facts;
   try {
     const res = await kubeRequest(kc, "GET", `/api/v1/namespaces/${namespace}/pods/${name}:${PROXY_ADMIN_PORT}/proxy/metrics`, { timeoutMs: 5_000 });

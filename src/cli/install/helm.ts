@@ -38,6 +38,8 @@ function sentinelSettings(): InstallSettings {
     defaultInboundPolicy: sentinel("defaultInboundPolicy") as DefaultInboundPolicy,
     proxyLogLevel: sentinel("proxyLogLevel"),
     proxyResources: { cpuRequest: sentinel("cpuRequest"), cpuLimit: sentinel("cpuLimit"), memoryRequest: sentinel("memoryRequest"), memoryLimit: sentinel("memoryLimit") },
+    // A boolean only appears in the settings JSON, where the quoted sentinel becomes a bare value.
+    ipv6: sentinel("ipv6") as unknown as boolean,
   });
   return defaultInstallSettings(injection, { identityLifetime: sentinel("identityLifetime"), logLevel: sentinel("logLevel"), replicas: REPLICAS_SENTINEL });
 }
@@ -55,6 +57,7 @@ export function helmValues(s: InstallSettings): Record<string, unknown> {
     replicas: s.replicas,
     trustManager: s.trustManager,
     externalTrustAnchor: s.externalTrustAnchor,
+    ipv6: i.ipv6,
     proxy: { ...i.proxyResources, logLevel: i.proxyLogLevel },
   };
 }
@@ -65,6 +68,7 @@ export function helmTemplate(): string {
     let doc = "---\n" + stringify(r.object, { lineWidth: 0 });
     for (const [key, path] of Object.entries(STRING_VALUES)) doc = doc.split(sentinel(key)).join(`{{ .Values.${path} }}`);
     doc = doc.split(`replicas: ${REPLICAS_SENTINEL}`).join("replicas: {{ .Values.replicas }}");
+    doc = doc.split(`"${sentinel("ipv6")}"`).join("{{ .Values.ipv6 }}");
     if (r.when) doc = `{{- if ${r.when.is ? "" : "not "}.Values.${r.when.setting} }}\n${doc}{{- end }}\n`;
     parts.push(doc);
   }

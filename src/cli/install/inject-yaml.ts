@@ -61,7 +61,10 @@ export function injectObject(obj: unknown, settings: InjectionSettings, reports:
     return obj;
   }
   const injected = applyPatch(pod, result.patch);
-  reports.push({ kind, name, injected: true, detail: result.warnings.length ? `injected; ${result.warnings.join("; ")}` : "injected" });
+  const notes = [...result.warnings];
+  // A sidecar proxy outlives the job's own containers; the job must stop it when done.
+  if (kind === "Job" || kind === "CronJob") notes.push("the proxy keeps the job's pod running: end the job with a POST to http://127.0.0.1:4191/shutdown");
+  reports.push({ kind, name, injected: true, detail: notes.length ? `injected; ${notes.join("; ")}` : "injected" });
   if (kind === "Pod") return { ...obj, metadata: injected.metadata, spec: injected.spec };
   // Rebuild the path down to the template with the injected one at its end.
   const out = structuredClone(obj);

@@ -69,8 +69,9 @@ export interface RenderedObject {
   when?: { setting: "trustManager" | "externalTrustAnchor"; is: boolean };
 }
 
-/** Admin (metrics/probes) port of the identity and destination processes. */
-export const CONTROL_PLANE_ADMIN_PORT = 9990;
+/** Admin (metrics/probes) ports: the defaults of `tether ca serve` and of the destination controller. */
+export const IDENTITY_ADMIN_PORT = 9990;
+export const DESTINATION_ADMIN_PORT = 9996;
 export const CONTROL_PLANE_UID = 65532;
 export const IDENTITY_ISSUER_SECRET = "tether-identity-issuer";
 export const TRUST_ANCHOR_SECRET = "tether-trust-anchor";
@@ -140,7 +141,7 @@ function deployment(s: InstallSettings, ns: string, d: DeploymentSpec): K8sObjec
         image: s.injection.image,
         imagePullPolicy: s.injection.imagePullPolicy,
         args: d.args,
-        env: d.env,
+        ...(d.env.length ? { env: d.env } : {}),
         ports: [...d.ports, { name: "admin", containerPort: d.adminPort }],
         livenessProbe: { ...probe("/live"), initialDelaySeconds: 10, periodSeconds: 10 },
         readinessProbe: { ...probe("/ready"), periodSeconds: 5 },
@@ -428,20 +429,27 @@ export function renderInstall(s: InstallSettings, crds: K8sObject[]): RenderedOb
       object: deployment(s, ns, {
         name: "tether-identity",
         serviceAccount: IDENTITY_SERVICE_ACCOUNT,
-        args: ["ca", "serve"],
-        env: [
-          ...env({
-            TETHER_TRUST_DOMAIN: td,
-            TETHER_ISSUER_DIR: ISSUER_DIR,
-            TETHER_IDENTITY_LIFETIME: s.identityLifetime,
-            TETHER_LISTEN_ADDR: `0.0.0.0:${IDENTITY_PORT}`,
-            TETHER_ADMIN_ADDR: `0.0.0.0:${CONTROL_PLANE_ADMIN_PORT}`,
-            TETHER_TOKEN_AUDIENCE: TOKEN_AUDIENCE,
-            TETHER_LOG_LEVEL: s.logLevel,
-          }),
+        args: [
+          "ca",
+          "serve",
+          "--issuer-dir",
+          ISSUER_DIR,
+          "--trust-domain",
+          td,
+          "--listen",
+          `0.0.0.0:${IDENTITY_PORT}`,
+          "--admin-port",
+          String(IDENTITY_ADMIN_PORT),
+          "--lifetime",
+          s.identityLifetime,
+          "--token-mode",
+          "tokenreview",
+          "--log-level",
+          s.logLevel,
         ],
+        env: [],
         ports: [{ name: "grpc", containerPort: IDENTITY_PORT }],
-        adminPort: CONTROL_PLANE_ADMIN_PORT,
+        adminPort: IDENTITY_ADMIN_PORT,
         volumes: [{ name: "issuer", secret: { secretName: IDENTITY_ISSUER_SECRET } }],
         mounts: [{ name: "issuer", mountPath: ISSUER_DIR, readOnly: true }],
         resources: small,
@@ -451,29 +459,37 @@ export function renderInstall(s: InstallSettings, crds: K8sObject[]): RenderedOb
       object: deployment(s, ns, {
         name: "tether-destination",
         serviceAccount: DESTINATION_SERVICE_ACCOUNT,
-        args: ["controller", "serve"],
+        args: [
+          "controller",
+          "serve",
+          "--trust-domain",
+          td,
+          "--cluster-domain",
+          s.injection.clusterDomain,
+          "--default-inbound-policy",
+          s.injection.defaultInboundPolicy,
+          "--admin-port",
+          String(DESTINATION_ADMIN_PORT),
+          "--log-level",
+          s.logLevel,
+        ],
+        // The controller proves its own identity to proxies (mTLS), like a proxy does: same variables.
         env: [
           fieldEnv("TETHER_POD_NAME", "metadata.name"),
           fieldEnv("TETHER_POD_NAMESPACE", "metadata.namespace"),
           fieldEnv("TETHER_SERVICE_ACCOUNT", "spec.serviceAccountName"),
           ...env({
             TETHER_TRUST_DOMAIN: td,
-            TETHER_CLUSTER_DOMAIN: s.injection.clusterDomain,
-            TETHER_DEFAULT_INBOUND_POLICY: s.injection.defaultInboundPolicy,
-            TETHER_DESTINATION_LISTEN_ADDR: `0.0.0.0:${DESTINATION_PORT}`,
-            TETHER_POLICY_LISTEN_ADDR: `0.0.0.0:${POLICY_PORT}`,
-            TETHER_ADMIN_ADDR: `0.0.0.0:${CONTROL_PLANE_ADMIN_PORT}`,
             TETHER_IDENTITY_ADDR: addr("tether-identity", IDENTITY_PORT),
             TETHER_TOKEN_FILE: TOKEN_FILE,
             TETHER_TRUST_ANCHORS_FILE: ANCHORS_FILE,
-            TETHER_LOG_LEVEL: s.logLevel,
           }),
         ],
         ports: [
           { name: "grpc", containerPort: DESTINATION_PORT },
           { name: "policy", containerPort: POLICY_PORT },
         ],
-        adminPort: CONTROL_PLANE_ADMIN_PORT,
+        adminPort: DESTINATION_ADMIN_PORT,
         volumes: [tokenVolume, anchorsVolume],
         mounts: [
           { name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true },
@@ -486,7 +502,7 @@ export function renderInstall(s: InstallSettings, crds: K8sObject[]): RenderedOb
       object: deployment(s, ns, {
         name: "tether-injector",
         serviceAccount: INJECTOR_SERVICE_ACCOUNT,
-        args: ["injector", "serve", "--config", `${CONFIG_DIR}/config.json`, "--tls-dir", TLS_DIR],
+        args: ["injector", "serve", "--config", `${CONFIG_DIR}/config.json`, "--tls-dir", TLS_DIR, "--port", String(WEBHOOK_PORT), "--admin-port", String(WEBHOOK_ADMIN_PORT)],
         env: env({ TETHER_LOG_LEVEL: s.logLevel }),
         ports: [{ name: "webhook", containerPort: WEBHOOK_PORT }],
         adminPort: WEBHOOK_ADMIN_PORT,

@@ -68,6 +68,9 @@ export async function forwardH2(
   const grpc = isGrpc(headers);
   const result: H2ForwardResult = { attempts: 0 };
   stream.on("error", () => {}); // a reset client surfaces through 'close'; nothing to crash on
+  // Request trailers may arrive while the upstream session is still being chosen.
+  let requestTrailers: IncomingHttpHeaders | undefined;
+  stream.once("trailers", (t: IncomingHttpHeaders) => (requestTrailers = t));
   const closed = new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once("close", () => resolve())));
 
   const timeoutMs = grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : undefined;
@@ -131,8 +134,6 @@ export async function forwardH2(
   }
   req.on("error", () => {}); // resets surface through 'close' with rstCode
 
-  let requestTrailers: IncomingHttpHeaders | undefined;
-  stream.once("trailers", (t: IncomingHttpHeaders) => (requestTrailers = t));
   req.on("wantTrailers", () => req.sendTrailers(requestTrailers ? forwardableHeaders(requestTrailers) : {}));
   stream.pipe(req);
 

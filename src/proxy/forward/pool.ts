@@ -78,6 +78,8 @@ export class H2SessionPool {
     try {
       session = open();
     } catch (err) {
+      // An UpstreamError (e.g. no certificate of our own for a meshed endpoint) keeps its code and retryability.
+      if (err instanceof UpstreamError) return Promise.reject(err);
       return Promise.reject(new UpstreamError("UPSTREAM_CONNECT_FAILED", `cannot connect to ${key}: ${String(err)}`, true, { cause: err }));
     }
     const entry: Entry = { session, usable: true, ready: undefined as unknown as Promise<ClientHttp2Session> };
@@ -104,7 +106,11 @@ export class H2SessionPool {
     });
     // After connect: leave the pool on any sign of the end; streams see their own errors.
     session.on("error", leave);
-    session.on("goaway", leave);
+    // GOAWAY: no new streams here; close our side once the in-flight ones are done.
+    session.on("goaway", () => {
+      leave();
+      session.close();
+    });
     session.on("close", leave);
     session.setTimeout(this.options.idleTimeoutMs, () => {
       leave();
@@ -114,6 +120,9 @@ export class H2SessionPool {
     return entry.ready;
   }
 }
+
+/** After our side of a closed session has ended, how long the peer gets to close its side. */
+const PEER_CLOSE_GRACE_MS = 1_000;
 
 /**
  * Opens a client session over a connection made by `createConnection` (a net or TLS socket to the
@@ -125,5 +134,14 @@ export function connectH2(
   createConnection: () => Duplex,
   options: Omit<SecureClientSessionOptions, "createConnection"> = {},
 ): ClientHttp2Session {
-  return http2.connect(`http://${authority}`, { ...options, createConnection: () => createConnection() });
+  return http2.connect(`http://${authority}`, {
+    ...options,
+    createConnection: () => {
+      const socket = createConnection();
+      // A gracefully closed session (e.g. after GOAWAY) ends the socket and waits for the peer to
+      // close too; a peer that never does would keep the connection forever.
+      socket.once("finish", () => setTimeout(() => socket.destroy(), PEER_CLOSE_GRACE_MS).unref());
+      return socket;
+    },
+  });
 }
