@@ -25,12 +25,15 @@ let expected = subscribers;
 const onMessage = () => {
   if (++received === expected) port.postMessage({ type: "received", at: now() });
 };
-const watches = Array.from({ length: subscribers }, (_, i) =>
-  watchDestination(clients[i % connections]!, path, onMessage, { onError: (e) => port.postMessage({ type: "error", message: e.message }) }),
-);
+const watches: { close(): void }[] = [];
 
-port.on("message", (msg: { type: "expect"; count: number } | { type: "close" }) => {
-  if (msg.type === "expect") {
+port.on("message", (msg: { type: "start" } | { type: "expect"; count: number } | { type: "close" }) => {
+  if (msg.type === "start") {
+    for (let i = 0; i < subscribers; i++) {
+      const onError = (e: Error) => port.postMessage({ type: "error", message: e.message });
+      watches.push(watchDestination(clients[i % connections]!, path, onMessage, { onError }));
+    }
+  } else if (msg.type === "expect") {
     received = 0;
     expected = msg.count;
     port.postMessage({ type: "armed" });
@@ -40,3 +43,6 @@ port.on("message", (msg: { type: "expect"; count: number } | { type: "close" }) 
     port.close();
   }
 });
+
+// Loaded (the TypeScript loader is slow to start): the main thread starts the clock now.
+port.postMessage({ type: "loaded" });

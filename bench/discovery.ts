@@ -85,10 +85,15 @@ async function measure(subscribers: number, endpoints: number, rounds: number): 
   const server = await startDestinationServer({ cluster, listen: "127.0.0.1:0", logger });
   const connections = Math.max(1, Math.min(25, Math.ceil(subscribers / 200)));
 
-  const started = now();
-  const worker = new Worker(new URL("./_discovery-clients.ts", import.meta.url), {
+  // Node 20 workers do not inherit the TypeScript loader: register it, then load the worker.
+  const script = new URL("./_discovery-clients.ts", import.meta.url).href;
+  const worker = new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(script)}); });`, {
+    eval: true,
     workerData: { address: server.address, path: "web.bench.svc.cluster.local:80", subscribers, connections },
   });
+  await next(worker, "loaded");
+  const started = now();
+  worker.postMessage({ type: "start" });
   const { at: connectedAt } = await next(worker, "received");
   const connectMs = connectedAt! - started;
 

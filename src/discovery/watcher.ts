@@ -106,11 +106,6 @@ export class DestinationWatcher<T> {
     return this.watches.size;
   }
 
-  /** The current answer for a target, computed fresh (diagnostics). */
-  resolve(target: DestinationTarget): Snapshot {
-    return this.compute(target);
-  }
-
   /** Subscribes and writes the full current answer to the sink before returning. */
   subscribe(target: DestinationTarget, sink: Sink<T>): Subscription {
     const key = targetKey(target);

@@ -116,18 +116,21 @@ export async function down(options: DownOptions): Promise<DownReport> {
   const log = options.logger ?? silentLogger;
   const graceMs = options.graceMs ?? 3_000;
   let store = StateStore.adopt(options.stateDir);
+  const recordedInstance = store?.instance;
   const report: DownReport = { instances: [], stoppedRunner: undefined, processes: 0, rules: 0, namespaces: [], links: [] };
 
   // A live runner would keep recreating what we remove: stop it first, then re-read its record.
   const owner = store?.owner;
   if (owner && owner.pid !== process.pid && isRunning(owner)) {
     log.info({ pid: owner.pid }, "stopping the runner");
-    await terminate([owner], graceMs);
+    // Only the runner itself: its group may hold the user's shell pipeline (e.g. `| tee`).
+    await terminate([owner], graceMs, false);
     report.stoppedRunner = owner.pid;
     store = StateStore.adopt(options.stateDir);
   }
 
-  const instances = [...new Set([store?.instance, options.instance ?? (store ? undefined : DEFAULT_INSTANCE)])].filter(
+  // The runner may have removed its record while stopping: keep sweeping the instance it named.
+  const instances = [...new Set([recordedInstance, options.instance ?? (recordedInstance ? undefined : DEFAULT_INSTANCE)])].filter(
     (i): i is string => i !== undefined,
   );
   instances.forEach(validateInstance);

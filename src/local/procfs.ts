@@ -94,12 +94,12 @@ export function pidsWithEnv(key: string, value: string): ProcessId[] {
   return found;
 }
 
-function signal(id: ProcessId, sig: NodeJS.Signals): void {
+function signal(id: ProcessId, sig: NodeJS.Signals, groups: boolean): void {
   const stat = readStat(id.pid);
   if (!stat || stat.startTime !== id.startTime) return;
   // A process the substrate started leads its own group (spawned detached): signal the group so
   // its children go too. Never signal our own group.
-  const group = stat.pgid === id.pid && stat.pgid !== readStat(process.pid)?.pgid;
+  const group = groups && stat.pgid === id.pid && stat.pgid !== readStat(process.pid)?.pgid;
   try {
     process.kill(group ? -id.pid : id.pid, sig);
   } catch {
@@ -111,11 +111,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * SIGTERM, then SIGKILL to whatever still runs after `graceMs`. Returns the processes still alive
- * after that (normally none). Never signals this process itself.
+ * after that (normally none). Never signals this process itself. With `groups` (the default), a
+ * process leading its own process group is signalled with its whole group.
  */
-export async function terminate(ids: readonly ProcessId[], graceMs: number): Promise<ProcessId[]> {
+export async function terminate(ids: readonly ProcessId[], graceMs: number, groups = true): Promise<ProcessId[]> {
   const targets = ids.filter((id) => id.pid !== process.pid && isRunning(id));
-  for (const id of targets) signal(id, "SIGTERM");
+  for (const id of targets) signal(id, "SIGTERM", groups);
   const waitFor = async (ms: number) => {
     const until = Date.now() + ms;
     let alive = targets.filter(isRunning);
@@ -126,6 +127,6 @@ export async function terminate(ids: readonly ProcessId[], graceMs: number): Pro
     return alive;
   };
   const stubborn = await waitFor(graceMs);
-  for (const id of stubborn) signal(id, "SIGKILL");
+  for (const id of stubborn) signal(id, "SIGKILL", groups);
   return waitFor(2_000);
 }

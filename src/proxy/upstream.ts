@@ -21,6 +21,8 @@ export interface ConnectOptions {
   contexts: TlsContexts;
   /** ALPN to offer on mTLS connections ("h2" for HTTP/2 transports). */
   alpn?: string[];
+  /** Keep our sending side open after the peer ends (opaque TCP forwards half-closes). */
+  allowHalfOpen?: boolean;
   timeoutMs: number;
 }
 
@@ -30,7 +32,8 @@ export interface ConnectOptions {
  * reached securely.
  */
 export function openUpstreamSocket(target: UpstreamTarget, options: Omit<ConnectOptions, "timeoutMs">): net.Socket {
-  if (target.identity === undefined) return net.connect({ host: target.address, port: target.port });
+  const allowHalfOpen = options.allowHalfOpen ?? false;
+  if (target.identity === undefined) return net.connect({ host: target.address, port: target.port, allowHalfOpen });
   const secureContext = options.contexts.clientContext();
   if (!secureContext) {
     throw new UpstreamError(
@@ -39,13 +42,15 @@ export function openUpstreamSocket(target: UpstreamTarget, options: Omit<Connect
       false,
     );
   }
-  return tls.connect({
+  const connectOptions: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+    allowHalfOpen,
     host: target.address,
     port: target.port,
     secureContext,
     ...clientConnectOptions(parseDnsName(target.identity)),
     ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
-  });
+  };
+  return tls.connect(connectOptions);
 }
 
 /** Resolves with a connected (and, when meshed, handshaken and verified) socket. */

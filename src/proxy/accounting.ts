@@ -1,0 +1,74 @@
+/**
+ * Turns the outcome of one forwarded request into metrics. Shared by both directions so that
+ * `tether stat` reads the same labels for inbound and outbound traffic.
+ */
+import type { Direction, ProxyMetrics } from "./metrics.js";
+
+export interface RequestLabels {
+  direction: Direction;
+  /** Bounded by discovery: a Service name or address, never a raw client header. */
+  authority: string;
+  /** The verified peer identity (client on inbound, server on outbound), or "" when none. */
+  peerIdentity: string;
+  /** The pod that served the request (outbound), or "" (inbound: the pod is a default label). */
+  dstPod: string;
+  tls: boolean;
+}
+
+export interface RequestOutcome {
+  status?: number;
+  grpcStatus?: number;
+  error?: string;
+  latencyMs: number;
+}
+
+export function classify(outcome: RequestOutcome): "success" | "failure" {
+  if (outcome.error && outcome.status === undefined && outcome.grpcStatus === undefined) return "failure";
+  if (outcome.status !== undefined && outcome.status >= 500) return "failure";
+  if (outcome.grpcStatus !== undefined && outcome.grpcStatus !== 0) return "failure";
+  return "success";
+}
+
+export function recordRequest(metrics: ProxyMetrics, labels: RequestLabels, outcome: RequestOutcome): void {
+  const base = {
+    direction: labels.direction,
+    authority: labels.authority,
+    peer_identity: labels.peerIdentity,
+    dst_pod: labels.dstPod,
+    tls: String(labels.tls),
+  };
+  const classification = classify(outcome);
+  metrics.requests.inc(base);
+  metrics.responses.inc({
+    ...base,
+    status_code: outcome.status === undefined ? "" : String(outcome.status),
+    grpc_status: outcome.grpcStatus === undefined ? "" : String(outcome.grpcStatus),
+    classification,
+  });
+  metrics.responseLatency.observe(
+    { direction: labels.direction, authority: labels.authority, dst_pod: labels.dstPod, classification },
+    outcome.latencyMs / 1000,
+  );
+}
+
+export interface TcpLabels {
+  direction: Direction;
+  peer: string;
+  tls: boolean;
+}
+
+/** Counts a connection open; the returned function counts its close with the bytes moved. */
+export function recordTcpOpen(metrics: ProxyMetrics, labels: TcpLabels): (close: { bytesIn: number; bytesOut: number; error?: string }) => void {
+  const base = { direction: labels.direction, peer: labels.peer, tls: String(labels.tls) };
+  metrics.tcpOpens.inc(base);
+  metrics.tcpOpenConnections.inc(base);
+  let closed = false;
+  return ({ bytesIn, bytesOut, error }) => {
+    if (closed) return;
+    closed = true;
+    metrics.tcpOpenConnections.dec(base);
+    metrics.tcpCloses.inc({ ...base, errno: error ?? "" });
+    if (bytesIn) metrics.tcpBytes.inc({ ...base, way: "read" }, bytesIn);
+    if (bytesOut) metrics.tcpBytes.inc({ ...base, way: "write" }, bytesOut);
+  };
+}

@@ -1,0 +1,324 @@
+/**
+ * The outbound proxy (:4140): every TCP connection the pod's applications open is redirected
+ * here. It finds where the client meant to go (SO_ORIGINAL_DST), asks discovery what stands behind
+ * that address, detects the protocol and then balances: HTTP/2 and HTTP/1 per request, opaque TCP
+ * per connection. Meshed endpoints are reached over mTLS only; unknown destinations pass through
+ * as plain TCP (they are not in the mesh).
+ */
+import http from "node:http";
+import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import net from "node:net";
+import type { Logger } from "pino";
+import type { Clock } from "../identity/clock.js";
+import { errorMessage } from "../identity/errors.js";
+import { createBalancer, type Balancer } from "./balance/index.js";
+import { detectProtocol } from "./detect.js";
+import { DestinationCache, endpointKey, type DestinationTarget, type Endpoint } from "./destinations.js";
+import { UpstreamError } from "./forward/errors.js";
+import { forwardH1, forwardUpgrade, H1AgentPool, serveHttp1Connection, type H1Upstream } from "./forward/h1.js";
+import { forwardH2, type Upstream } from "./forward/h2.js";
+import { connectH2, H2SessionPool } from "./forward/pool.js";
+import { proxyHttp2ServerOptions } from "./forward/server-options.js";
+import { forwardTcp, type TcpUpstream } from "./forward/tcp.js";
+import { recordRequest, recordTcpOpen } from "./accounting.js";
+import type { ProxyMetrics } from "./metrics.js";
+import type { TlsContexts } from "./tls-contexts.js";
+import { openUpstreamSocket } from "./upstream.js";
+import type { OriginalDestination } from "./original-dst.js";
+
+export interface OutboundOptions {
+  listen: { host: string; port: number };
+  destinations: DestinationCache;
+  contexts: TlsContexts;
+  /** Balancer name: "peak-ewma" or "round-robin". */
+  balancer: string;
+  metrics: ProxyMetrics;
+  logger: Logger;
+  clock: Clock;
+  opaquePorts: ReadonlySet<number>;
+  detectTimeoutMs: number;
+  /** How long a connection waits for discovery's first answer before it is refused. */
+  controlPlaneWaitMs: number;
+  connectTimeoutMs?: number;
+  /** Where the client meant to go: SO_ORIGINAL_DST in production, a mapping in loopback tests. */
+  originalDestination(socket: net.Socket): OriginalDestination;
+}
+
+/** One destination address in use: its discovery target and its balancer. */
+class BalancedTarget {
+  refs = 0;
+  readonly balancer: Balancer<Endpoint>;
+  private readonly sync = () => this.balancer.update([...this.dst.endpoints.values()]);
+
+  constructor(
+    readonly dst: DestinationTarget,
+    balancerName: string,
+    clock: Clock,
+  ) {
+    this.balancer = createBalancer<Endpoint>(balancerName, { key: (e) => e.key, clock });
+    this.sync();
+    dst.on("change", this.sync);
+  }
+
+  dispose(): void {
+    this.dst.off("change", this.sync);
+  }
+}
+
+/** Pool key: the same address under another identity is another connection. */
+function poolKey(endpoint: Endpoint): string {
+  return `${endpoint.identity ?? "plaintext"}@${endpoint.key}`;
+}
+
+export class OutboundProxy {
+  private readonly server: net.Server;
+  private readonly targets = new Map<string, BalancedTarget>();
+  private readonly h2Pool: H2SessionPool;
+  private readonly h1Agents: H1AgentPool;
+  private readonly h1Server = http.createServer({ keepAlive: true });
+  private readonly h1Targets = new WeakMap<net.Socket, BalancedTarget>();
+  private readonly sockets = new Set<net.Socket>();
+  private readonly agentEndpoints = new Map<string, Endpoint>();
+
+  constructor(private readonly options: OutboundOptions) {
+    this.h2Pool = new H2SessionPool({ connectTimeoutMs: options.connectTimeoutMs ?? 3000 });
+    this.h1Agents = new H1AgentPool((key) => this.createAgent(key));
+    this.server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.once("close", () => this.sockets.delete(socket));
+      this.onConnection(socket).catch((err) => {
+        options.logger.error({ err: errorMessage(err) }, "outbound connection failed unexpectedly");
+        socket.destroy();
+      });
+    });
+    this.h1Server.on("request", (req, res) => void this.onH1Request(req, res));
+    this.h1Server.on("upgrade", (req, socket: net.Socket, head: Buffer) => void this.onH1Upgrade(req, socket, head));
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.listen.port, this.options.listen.host, () => resolve());
+    });
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Stops accepting; resolves when every open connection has finished (or `graceMs` passed). */
+  async drain(graceMs: number): Promise<void> {
+    this.server.close();
+    const deadline = Date.now() + graceMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const socket of this.sockets) socket.destroy();
+    await this.h2Pool.close(0);
+    this.h1Agents.close();
+  }
+
+  private acquire(path: string): BalancedTarget {
+    let target = this.targets.get(path);
+    if (!target) {
+      target = new BalancedTarget(this.options.destinations.acquire(path), this.options.balancer, this.options.clock);
+      this.targets.set(path, target);
+    }
+    target.refs++;
+    return target;
+  }
+
+  private release(target: BalancedTarget): void {
+    if (--target.refs > 0) return;
+    this.targets.delete(target.dst.path);
+    target.dispose();
+    this.options.destinations.release(target.dst);
+  }
+
+  private async onConnection(socket: net.Socket): Promise<void> {
+    const { options } = this;
+    socket.setNoDelay(true);
+    socket.on("error", () => {});
+    let original: OriginalDestination;
+    try {
+      original = options.originalDestination(socket);
+    } catch (err) {
+      options.metrics.protocolErrors.inc({ direction: "outbound", kind: "no-original-destination" });
+      options.logger.warn({ err: errorMessage(err), client: socket.remoteAddress }, "outbound connection without an original destination: closed");
+      socket.destroy();
+      return;
+    }
+    const path = endpointKey(original.address, original.port);
+    const target = this.acquire(path);
+    socket.once("close", () => this.release(target));
+    const state = await target.dst.whenResolved(options.clock, options.controlPlaneWaitMs);
+    if (state === "not-found") return this.passThrough(socket, original);
+    if (state === "pending") {
+      // Fail closed: without discovery we cannot know whether the destination is meshed.
+      options.metrics.protocolErrors.inc({ direction: "outbound", kind: "discovery-unavailable" });
+      options.logger.warn({ destination: path }, "discovery has not answered for this destination: connection refused");
+      socket.destroy();
+      return;
+    }
+    const opaque = options.opaquePorts.has(original.port) || [...target.dst.endpoints.values()].some((e) => e.protocolHint === "opaque");
+    const detection = await detectProtocol(socket, { timeoutMs: options.detectTimeoutMs, opaque });
+    if (socket.destroyed) return;
+    switch (detection.protocol) {
+      case "h2":
+        return this.serveH2(socket, target);
+      case "http1":
+        this.h1Targets.set(socket, target);
+        return serveHttp1Connection(this.h1Server, socket);
+      case "opaque":
+        return this.forwardOpaque(socket, target, detection.unshifted ? undefined : detection.buffered);
+    }
+  }
+
+  /** A destination discovery does not know is outside the mesh: plain TCP to where the client meant. */
+  private async passThrough(socket: net.Socket, original: OriginalDestination): Promise<void> {
+    const close = recordTcpOpen(this.options.metrics, { direction: "outbound", peer: "", tls: false });
+    const result = await forwardTcp(socket, {
+      maxAttempts: 1,
+      connectTimeoutMs: this.options.connectTimeoutMs ?? 3000,
+      clock: this.options.clock,
+      choose: () => ({
+        connect: () => net.connect({ host: original.address, port: original.port, allowHalfOpen: true }),
+        done: () => {},
+        failed: () => {},
+        cancel: () => {},
+      }),
+    });
+    close({ bytesIn: result.bytesFromClient, bytesOut: result.bytesToClient, ...(result.error ? { error: result.error } : {}) });
+  }
+
+  /** The endpoint for one request or connection, or a typed refusal that says why there is none. */
+  private pick(target: BalancedTarget) {
+    if (target.dst.state === "pending") {
+      throw new UpstreamError("UPSTREAM_DISCOVERY_UNAVAILABLE", `discovery has not answered for ${target.dst.path}`, false);
+    }
+    const pick = target.balancer.pick();
+    if (!pick) {
+      const why = target.dst.state === "not-found" ? "is unknown to discovery" : "has no ready endpoints";
+      throw new UpstreamError("UPSTREAM_NO_ENDPOINTS", `${target.dst.path} ${why}`, false);
+    }
+    const endpoint = pick.endpoint;
+    if (endpoint.identity !== undefined && !this.options.contexts.clientContext()) {
+      pick.cancel();
+      throw new UpstreamError(
+        "UPSTREAM_NO_IDENTITY",
+        `refusing to reach meshed endpoint ${endpoint.key} without a valid certificate of our own`,
+        false,
+      );
+    }
+    return pick;
+  }
+
+  private serveH2(socket: net.Socket, target: BalancedTarget): void {
+    const session = http2.performServerHandshake(socket, proxyHttp2ServerOptions());
+    session.on("error", () => this.options.metrics.protocolErrors.inc({ direction: "outbound", kind: "h2-session" }));
+    session.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.onH2Stream(stream, headers, target));
+  }
+
+  private async onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: BalancedTarget): Promise<void> {
+    const { clock, contexts } = this.options;
+    const start = clock.now();
+    let chosen: Endpoint | undefined;
+    const result = await forwardH2(stream, headers, {
+      clock,
+      choose: (): Upstream => {
+        const pick = this.pick(target);
+        const endpoint = pick.endpoint;
+        chosen = endpoint;
+        return {
+          session: async () =>
+            this.h2Pool.session(poolKey(endpoint), () =>
+              connectH2(endpoint.key, () => openUpstreamSocket(endpoint, { contexts, alpn: ["h2"] })),
+            ),
+          done: (outcome) => pick.done(outcome),
+          failed: () => pick.failed(),
+          cancel: () => pick.cancel(),
+        };
+      },
+    });
+    recordRequest(
+      this.options.metrics,
+      {
+        direction: "outbound",
+        authority: target.dst.path,
+        peerIdentity: chosen?.identity ?? "",
+        dstPod: chosen?.labels.pod ?? "",
+        tls: chosen?.identity !== undefined,
+      },
+      { status: result.status, grpcStatus: result.grpcStatus, error: result.error, latencyMs: clock.now() - start },
+    );
+  }
+
+  private h1Upstream(target: BalancedTarget, onChosen: (e: Endpoint) => void): H1Upstream {
+    const pick = this.pick(target);
+    const endpoint = pick.endpoint;
+    onChosen(endpoint);
+    const key = poolKey(endpoint);
+    this.agentEndpoints.set(key, endpoint);
+    return {
+      hostname: endpoint.address,
+      port: endpoint.port,
+      agent: this.h1Agents.agent(key),
+      done: (outcome) => pick.done(outcome),
+      failed: () => pick.failed(),
+      cancel: () => pick.cancel(),
+    };
+  }
+
+  private createAgent(key: string): http.Agent {
+    const agent = new http.Agent({ keepAlive: true });
+    const contexts = this.options.contexts;
+    const endpoints = this.agentEndpoints;
+    // Every connection of this agent goes to one endpoint, over mTLS when it is meshed.
+    (agent as unknown as { createConnection: () => net.Socket }).createConnection = () =>
+      openUpstreamSocket(endpoints.get(key)!, { contexts, alpn: ["http/1.1"] });
+    return agent;
+  }
+
+  private async onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const target = this.h1Targets.get(req.socket);
+    if (!target) return void res.writeHead(500).end();
+    const start = this.options.clock.now();
+    let chosen: Endpoint | undefined;
+    const result = await forwardH1(req, res, { clock: this.options.clock, choose: () => this.h1Upstream(target, (e) => (chosen = e)) });
+    recordRequest(
+      this.options.metrics,
+      {
+        direction: "outbound",
+        authority: target.dst.path,
+        peerIdentity: chosen?.identity ?? "",
+        dstPod: chosen?.labels.pod ?? "",
+        tls: chosen?.identity !== undefined,
+      },
+      { status: result.status, error: result.error, latencyMs: this.options.clock.now() - start },
+    );
+  }
+
+  private async onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    const target = this.h1Targets.get(req.socket) ?? this.h1Targets.get(socket);
+    if (!target) return void socket.destroy();
+    await forwardUpgrade(req, socket, head, { clock: this.options.clock, choose: () => this.h1Upstream(target, () => {}) });
+  }
+
+  private async forwardOpaque(socket: net.Socket, target: BalancedTarget, replay: Buffer | undefined): Promise<void> {
+    const { contexts, metrics } = this.options;
+    let chosen: Endpoint | undefined;
+    const result = await forwardTcp(socket, {
+      clock: this.options.clock,
+      connectTimeoutMs: this.options.connectTimeoutMs ?? 3000,
+      ...(replay ? { replay } : {}),
+      choose: (): TcpUpstream => {
+        const pick = this.pick(target);
+        const endpoint = pick.endpoint;
+        chosen = endpoint;
+        return {
+          connect: () => openUpstreamSocket(endpoint, { contexts, allowHalfOpen: true }),
+          done: (outcome) => pick.done(outcome),
+          failed: () => pick.failed(),
+          cancel: () => pick.cancel(),
+        };
+      },
+    });
+    const close = recordTcpOpen(metrics, { direction: "outbound", peer: chosen?.identity ?? "", tls: chosen?.identity !== undefined });
+    close({ bytesIn: result.bytesFromClient, bytesOut: result.bytesToClient, ...(result.error ? { error: result.error } : {}) });
+  }
+}
