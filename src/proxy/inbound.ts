@@ -1,0 +1,385 @@
+/**
+ * The inbound proxy (:4143): every TCP connection to the pod (but the skipped ports and the admin
+ * port) is redirected here. It terminates mTLS when the client asked for our identity (SNI), learns
+ * the client's identity from its verified certificate, authorizes the connection and each HTTP
+ * request against the port's policy, and forwards what is allowed to the application on
+ * localhost. Denials: HTTP 403, gRPC PERMISSION_DENIED, opaque TCP closed; each logged and counted.
+ */
+import http from "node:http";
+import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import net from "node:net";
+import tls from "node:tls";
+import type { Logger } from "pino";
+import { authorize, type ConnectionFacts, type Decision } from "../api/inbound-policy.js";
+import type { InboundServer } from "../api/index.js";
+import { CLIENT_ID_HEADER } from "../api/mesh.js";
+import type { Clock } from "../identity/clock.js";
+import { errorMessage } from "../identity/errors.js";
+import { toDnsName } from "../identity/names.js";
+import { peerIdentity } from "../identity/tls.js";
+import { recordRequest, recordTcpOpen } from "./accounting.js";
+import { detectProtocol } from "./detect.js";
+import { forwardH1, forwardUpgrade, H1AgentPool, serveHttp1Connection, type H1Upstream } from "./forward/h1.js";
+import { forwardH2, type Upstream } from "./forward/h2.js";
+import { GrpcStatus, isGrpc, trailersOnly } from "./forward/grpc.js";
+import { connectH2, H2SessionPool } from "./forward/pool.js";
+import { proxyHttp2ServerOptions } from "./forward/server-options.js";
+import { forwardTcp } from "./forward/tcp.js";
+import type { InboundPolicyCache } from "./inbound-policies.js";
+import type { ProxyMetrics } from "./metrics.js";
+import type { OriginalDestination } from "./original-dst.js";
+import { peekClientHello } from "./tls-sni.js";
+import type { TlsContexts } from "./tls-contexts.js";
+
+export interface InboundOptions {
+  listen: { host: string; port: number };
+  policies: InboundPolicyCache;
+  contexts: TlsContexts;
+  metrics: ProxyMetrics;
+  logger: Logger;
+  clock: Clock;
+  /** Where the application listens (localhost in a pod). */
+  appHost: string;
+  opaquePorts: ReadonlySet<number>;
+  detectTimeoutMs: number;
+  controlPlaneWaitMs: number;
+  /** Where the client meant to go: SO_ORIGINAL_DST in production, a mapping in loopback tests. */
+  originalDestination(socket: net.Socket): OriginalDestination;
+}
+
+/** What is known about one accepted connection once TLS (if any) is done. */
+interface InboundConnection {
+  port: number;
+  facts: ConnectionFacts;
+  policy: InboundServer;
+}
+
+/** Reads the first bytes (without consuming them) until a ClientHello can be judged. */
+function peekTls(socket: net.Socket, timeoutMs: number) {
+  return new Promise<ReturnType<typeof peekClientHello>>((resolve) => {
+    const chunks: Buffer[] = [];
+    const finish = (result: ReturnType<typeof peekClientHello>) => {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.pause();
+      if (chunks.length && !socket.destroyed) socket.unshift(Buffer.concat(chunks));
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      const result = peekClientHello(Buffer.concat(chunks));
+      if (result.kind !== "incomplete") finish(result);
+    };
+    const onEnd = () => finish({ kind: "not-tls" });
+    // A silent client (server-speaks-first protocol) is not TLS.
+    const timer = setTimeout(() => finish({ kind: "not-tls" }), timeoutMs);
+    socket.on("data", onData);
+    socket.once("end", onEnd);
+  });
+}
+
+function clientIp(socket: net.Socket): string {
+  const address = socket.remoteAddress ?? "";
+  return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
+
+export class InboundProxy {
+  private readonly server: net.Server;
+  private readonly h1Server = http.createServer({ keepAlive: true });
+  private readonly h1Connections = new WeakMap<net.Socket, InboundConnection>();
+  private readonly h2Pool = new H2SessionPool({ connectTimeoutMs: 3000 });
+  private readonly h1Agents = new H1AgentPool();
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(private readonly options: InboundOptions) {
+    this.server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.once("close", () => this.sockets.delete(socket));
+      this.onConnection(socket).catch((err) => {
+        options.logger.error({ err: errorMessage(err) }, "inbound connection failed unexpectedly");
+        socket.destroy();
+      });
+    });
+    this.h1Server.on("request", (req, res) => void this.onH1Request(req, res));
+    this.h1Server.on("upgrade", (req, socket: net.Socket, head: Buffer) => void this.onH1Upgrade(req, socket, head));
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.listen.port, this.options.listen.host, () => resolve());
+    });
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  async drain(graceMs: number): Promise<void> {
+    this.server.close();
+    const deadline = Date.now() + graceMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const socket of this.sockets) socket.destroy();
+    await this.h2Pool.close(0);
+    this.h1Agents.close();
+  }
+
+  private refuse(socket: net.Socket, kind: string, message: string, extra: Record<string, unknown> = {}): void {
+    this.options.metrics.protocolErrors.inc({ direction: "inbound", kind });
+    this.options.logger.warn({ client: clientIp(socket), ...extra }, message);
+    socket.destroy();
+  }
+
+  private async onConnection(raw: net.Socket): Promise<void> {
+    const { options } = this;
+    raw.setNoDelay(true);
+    raw.on("error", () => {});
+    let port: number;
+    try {
+      port = options.originalDestination(raw).port;
+    } catch (err) {
+      return this.refuse(raw, "no-original-destination", "inbound connection without an original destination: closed", { err: errorMessage(err) });
+    }
+    const hello = await peekTls(raw, options.detectTimeoutMs);
+    const ours = options.contexts.current();
+    let socket: net.Socket = raw;
+    const facts: ConnectionFacts = { tls: false, clientIp: clientIp(raw) };
+    if (hello.kind === "tls" && ours && hello.serverName === ours.dnsName) {
+      const terminated = await this.terminateTls(raw);
+      if (!terminated) return;
+      socket = terminated.socket;
+      facts.tls = true;
+      if (terminated.identity) facts.clientIdentity = terminated.identity;
+    } else if (hello.kind === "tls" && hello.serverName?.includes(".serviceaccount.identity.tether.")) {
+      // A mesh client asked for a mesh identity we cannot prove (none yet, or not ours): fail closed.
+      return this.refuse(raw, "tls-identity-unavailable", "mTLS client asked for an identity this proxy does not hold: closed", {
+        requested: hello.serverName,
+      });
+    }
+    const policy = await options.policies.get(port, options.controlPlaneWaitMs);
+    if (!policy) {
+      return this.refuse(socket, "policy-unavailable", "no policy known for this port yet: connection refused (fail closed)", { port });
+    }
+    const connection: InboundConnection = { port, facts, policy };
+    const opaque = policy.protocol === "opaque" || options.opaquePorts.has(port);
+    const detection = await detectProtocol(socket, { timeoutMs: options.detectTimeoutMs, opaque });
+    if (socket.destroyed) return;
+    switch (detection.protocol) {
+      case "h2":
+        return this.serveH2(socket, connection);
+      case "http1":
+        this.h1Connections.set(socket, connection);
+        return serveHttp1Connection(this.h1Server, socket);
+      case "opaque":
+        return this.forwardOpaque(socket, connection, detection.unshifted ? undefined : detection.buffered);
+    }
+  }
+
+  /** Completes the TLS handshake; a presented but untrusted certificate closes the connection. */
+  private terminateTls(raw: net.Socket): Promise<{ socket: tls.TLSSocket; identity: string | undefined } | undefined> {
+    const secureContext = this.options.contexts.serverContext();
+    if (!secureContext) {
+      this.refuse(raw, "tls-no-identity", "no valid certificate to terminate mTLS with: closed (fail closed)");
+      return Promise.resolve(undefined);
+    }
+    return new Promise((resolve) => {
+      const socket = new tls.TLSSocket(raw, {
+        isServer: true,
+        secureContext,
+        requestCert: true,
+        rejectUnauthorized: false,
+        ALPNProtocols: ["h2", "http/1.1"],
+      });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        this.refuse(raw, "tls-handshake-timeout", "mTLS handshake did not complete in time: closed");
+        resolve(undefined);
+      }, 10_000);
+      socket.once("error", (err) => {
+        clearTimeout(timer);
+        this.refuse(raw, "tls-handshake", "mTLS handshake failed: closed", { err: errorMessage(err) });
+        resolve(undefined);
+      });
+      socket.once("secure", () => {
+        clearTimeout(timer);
+        socket.removeAllListeners("error");
+        socket.on("error", () => {});
+        const presented = socket.getPeerX509Certificate() !== undefined;
+        if (presented && !socket.authorized) {
+          this.refuse(raw, "tls-untrusted-client", "client certificate does not chain to our trust anchors: closed", {
+            why: String(socket.authorizationError),
+          });
+          socket.destroy();
+          return resolve(undefined);
+        }
+        const identity = peerIdentity(socket);
+        resolve({ socket, identity: identity ? toDnsName(identity) : undefined });
+      });
+    });
+  }
+
+  private decide(connection: InboundConnection, request?: { method: string; path: string; headers: IncomingHttpHeaders }): Decision {
+    const decision = authorize(connection.policy, connection.facts, request);
+    const { metrics, logger } = this.options;
+    const labels = {
+      port: String(connection.port),
+      decision: decision.allowed ? (decision.audited ? "audit-allow" : "allow") : "deny",
+      authorization: decision.authorization ?? "",
+      route: decision.route ?? "",
+      reason: decision.reason,
+      client_identity: connection.facts.clientIdentity ?? "",
+    };
+    metrics.authorizations.inc(labels);
+    if (!decision.allowed || decision.audited) {
+      logger.warn(
+        {
+          port: connection.port,
+          client: connection.facts.clientIp,
+          clientIdentity: connection.facts.clientIdentity ?? null,
+          tls: connection.facts.tls,
+          path: request?.path,
+          server: connection.policy.name,
+          reason: decision.reason,
+          audited: decision.audited,
+        },
+        decision.allowed ? "audit: request would be denied" : "request denied by policy",
+      );
+    }
+    return decision;
+  }
+
+  private serveH2(socket: net.Socket, connection: InboundConnection): void {
+    const session = http2.performServerHandshake(socket, proxyHttp2ServerOptions());
+    session.on("error", () => this.options.metrics.protocolErrors.inc({ direction: "inbound", kind: "h2-session" }));
+    session.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.onH2Stream(stream, headers, connection));
+  }
+
+  /** Request headers as the app sees them: our verified client identity, never one from outside. */
+  private withClientId(connection: InboundConnection) {
+    return (headers: OutgoingHttpHeaders): OutgoingHttpHeaders => {
+      delete headers[CLIENT_ID_HEADER];
+      if (connection.facts.clientIdentity) headers[CLIENT_ID_HEADER] = connection.facts.clientIdentity;
+      return headers;
+    };
+  }
+
+  private async onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, connection: InboundConnection): Promise<void> {
+    const { clock, metrics, appHost } = this.options;
+    const start = clock.now();
+    const labels = {
+      direction: "inbound" as const,
+      authority: `:${connection.port}`,
+      peerIdentity: connection.facts.clientIdentity ?? "",
+      dstPod: "",
+      tls: connection.facts.tls,
+    };
+    const decision = this.decide(connection, {
+      method: String(headers[":method"] ?? ""),
+      path: String(headers[":path"] ?? ""),
+      headers,
+    });
+    if (!decision.allowed) {
+      stream.on("error", () => {});
+      const grpc = isGrpc(headers);
+      if (grpc) stream.respond(trailersOnly(GrpcStatus.PERMISSION_DENIED, `denied by tether policy (${decision.reason})`), { endStream: true });
+      else {
+        stream.respond({ ":status": 403, "content-type": "text/plain", "tether-error": `POLICY_${decision.reason.toUpperCase()}` });
+        stream.end(`forbidden by tether policy: ${decision.reason}\n`);
+      }
+      recordRequest(metrics, labels, {
+        status: grpc ? 200 : 403,
+        ...(grpc ? { grpcStatus: GrpcStatus.PERMISSION_DENIED } : {}),
+        latencyMs: clock.now() - start,
+      });
+      return;
+    }
+    const port = connection.port;
+    const result = await forwardH2(stream, headers, {
+      clock,
+      maxAttempts: 1,
+      requestHeaders: this.withClientId(connection),
+      choose: (): Upstream => ({
+        session: async () => this.h2Pool.session(`app:${port}`, () => connectH2(`${appHost}:${port}`, () => net.connect({ host: appHost, port }))),
+        done: () => {},
+        failed: () => {},
+        cancel: () => {},
+      }),
+    });
+    recordRequest(metrics, labels, { status: result.status, grpcStatus: result.grpcStatus, error: result.error, latencyMs: clock.now() - start });
+  }
+
+  private appUpstream(port: number): H1Upstream {
+    return {
+      hostname: this.options.appHost,
+      port,
+      agent: this.h1Agents.agent(`app:${port}`),
+      done: () => {},
+      failed: () => {},
+      cancel: () => {},
+    };
+  }
+
+  private async onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const connection = this.h1Connections.get(req.socket);
+    if (!connection) return void res.writeHead(500).end();
+    const { clock, metrics } = this.options;
+    const start = clock.now();
+    const labels = {
+      direction: "inbound" as const,
+      authority: `:${connection.port}`,
+      peerIdentity: connection.facts.clientIdentity ?? "",
+      dstPod: "",
+      tls: connection.facts.tls,
+    };
+    const decision = this.decide(connection, { method: req.method ?? "", path: req.url ?? "", headers: req.headers });
+    if (!decision.allowed) {
+      res.writeHead(403, { "content-type": "text/plain", "tether-error": `POLICY_${decision.reason.toUpperCase()}` });
+      res.end(`forbidden by tether policy: ${decision.reason}\n`);
+      recordRequest(metrics, labels, { status: 403, latencyMs: clock.now() - start });
+      return;
+    }
+    const result = await forwardH1(req, res, {
+      clock,
+      maxAttempts: 1,
+      requestHeaders: this.withClientId(connection),
+      choose: () => this.appUpstream(connection.port),
+    });
+    recordRequest(metrics, labels, { status: result.status, error: result.error, latencyMs: clock.now() - start });
+  }
+
+  private async onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    const connection = this.h1Connections.get(req.socket) ?? this.h1Connections.get(socket);
+    if (!connection) return void socket.destroy();
+    const decision = this.decide(connection, { method: req.method ?? "", path: req.url ?? "", headers: req.headers });
+    if (!decision.allowed) {
+      socket.end(`HTTP/1.1 403 Forbidden\r\ntether-error: POLICY_${decision.reason.toUpperCase()}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    await forwardUpgrade(req, socket, head, {
+      clock: this.options.clock,
+      maxAttempts: 1,
+      requestHeaders: this.withClientId(connection),
+      choose: () => this.appUpstream(connection.port),
+    });
+  }
+
+  private async forwardOpaque(socket: net.Socket, connection: InboundConnection, replay: Buffer | undefined): Promise<void> {
+    const decision = this.decide(connection);
+    if (!decision.allowed) {
+      socket.destroy();
+      return;
+    }
+    const { appHost, metrics } = this.options;
+    const close = recordTcpOpen(metrics, { direction: "inbound", peer: connection.facts.clientIdentity ?? "", tls: connection.facts.tls });
+    const result = await forwardTcp(socket, {
+      maxAttempts: 1,
+      clock: this.options.clock,
+      ...(replay ? { replay } : {}),
+      choose: () => ({
+        connect: () => net.connect({ host: appHost, port: connection.port, allowHalfOpen: true }),
+        done: () => {},
+        failed: () => {},
+        cancel: () => {},
+      }),
+    });
+    close({ bytesIn: result.bytesFromClient, bytesOut: result.bytesToClient, ...(result.error ? { error: result.error } : {}) });
+  }
+}
