@@ -11,6 +11,7 @@ import { registerDiscoveryCommands } from "./discovery.js";
 import { registerProxyCommands } from "./proxy.js";
 import { registerInstallCommands } from "./install.js";
 import { registerLocalCommands } from "./local.js";
+import { registerStatCommands } from "./stat.js";
 
 const program = new Command("tether")
   .description("tether: a security-first service mesh for Kubernetes")
@@ -25,6 +26,7 @@ registerDiscoveryCommands(program);
 registerProxyCommands(program);
 registerInstallCommands(program);
 registerLocalCommands(program);
+registerStatCommands(program);
 
 try {
   await program.parseAsync(process.argv);

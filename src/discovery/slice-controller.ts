@@ -5,9 +5,12 @@
  * publishNotReadyAddresses) and false while terminating; `serving` and `terminating` set the same
  * way; named target ports resolved per pod, pods grouped by their resolved ports; at most 100
  * endpoints per slice. Slice names are stable so re-running yields MODIFIED, not churn.
+ * `startSliceController` runs it against a ClusterState, as kube-controller-manager would.
  */
 import type { Pod, Service, ServicePort } from "kubernetes-types/core/v1.js";
 import type { Endpoint, EndpointPort, EndpointSlice } from "kubernetes-types/discovery/v1.js";
+import type { Logger } from "pino";
+import type { ClusterState } from "../cluster/types.js";
 import { SERVICE_NAME_LABEL } from "./endpoints.js";
 
 export const MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by";
@@ -105,4 +108,51 @@ function shortHash(text: string): string {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h.toString(16).padStart(8, "0");
+}
+
+/** Where a running controller writes: the local mesh applies to its cache, tests to a fixture. */
+export interface SliceWriter {
+  put(slice: EndpointSlice): void;
+  delete(namespace: string, name: string): void;
+}
+
+interface SliceControllerOptions {
+  cluster: ClusterState;
+  writer: SliceWriter;
+  logger?: Logger;
+}
+
+/**
+ * Keeps every selector Service's EndpointSlices in line with its pods: after each Pod or Service
+ * event, the event's namespace is recomputed (synchronously) and the differences written; slices
+ * this controller manages whose Service or pod group is gone are deleted. For clusters without a
+ * controller manager (the local mesh); in Kubernetes, kube-controller-manager does this.
+ * Returns a stop function.
+ */
+export function startSliceController({ cluster, writer, logger }: SliceControllerOptions): () => void {
+  const syncNamespace = (ns: string) => {
+    try {
+      const pods = cluster.list("Pod", ns);
+      const wanted = new Map<string, EndpointSlice>();
+      for (const svc of cluster.list("Service", ns)) for (const s of endpointSlicesFor(svc, pods)) wanted.set(s.metadata!.name!, s);
+      for (const s of wanted.values()) writer.put(s);
+      for (const old of cluster.list("EndpointSlice", ns)) {
+        const labels = old.metadata?.labels;
+        const managed = labels?.[MANAGED_BY_LABEL] === MANAGED_BY && labels[SERVICE_NAME_LABEL];
+        if (managed && !wanted.has(old.metadata!.name!)) writer.delete(ns, old.metadata!.name!);
+      }
+    } catch (err) {
+      // One malformed Pod or Service must not stop the others' slices; the next event retries.
+      logger?.error({ namespace: ns, err: err instanceof Error ? err.message : String(err) }, "computing EndpointSlices failed");
+    }
+  };
+  const namespaces = new Set<string>();
+  for (const p of cluster.list("Pod")) namespaces.add(p.metadata?.namespace ?? "default");
+  for (const s of cluster.list("Service")) namespaces.add(s.metadata?.namespace ?? "default");
+  for (const ns of namespaces) syncNamespace(ns);
+  const stops = [
+    cluster.watch("Pod", (e) => syncNamespace(e.object.metadata?.namespace ?? "default")),
+    cluster.watch("Service", (e) => syncNamespace(e.object.metadata?.namespace ?? "default")),
+  ];
+  return () => stops.forEach((stop) => stop());
 }

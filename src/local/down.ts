@@ -117,6 +117,18 @@ export async function down(options: DownOptions): Promise<DownReport> {
   const graceMs = options.graceMs ?? 3_000;
   let store = StateStore.adopt(options.stateDir);
   const recordedInstance = store?.instance;
+  // One failure must not stop the rest; the final scan decides whether anything survived.
+  const failures: string[] = [];
+  const attempt = async (fn: () => Promise<void>): Promise<boolean> => {
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      failures.push(err instanceof Error ? err.message : String(err));
+      log.warn({ err }, "removal failed; continuing");
+      return false;
+    }
+  };
   const report: DownReport = { instances: [], stoppedRunner: undefined, processes: 0, rules: 0, namespaces: [], links: [] };
 
   // A live runner would keep recreating what we remove: stop it first, then re-read its record.
@@ -165,8 +177,7 @@ export async function down(options: DownOptions): Promise<DownReport> {
   const swept = await Promise.all(instances.map((i) => findLeftovers(i, recordedNetns)));
   for (const netns of new Set([...recordedNetns, ...swept.flatMap((l) => l.namespaces)])) {
     if (!present.has(netns)) continue;
-    await deleteNetns(netns);
-    report.namespaces.push(netns);
+    if (await attempt(() => deleteNetns(netns))) report.namespaces.push(netns);
   }
   const links = await listLinks();
   const recordedLinks = recorded.flatMap((r) => (r.kind === "link" || r.kind === "bridge" ? [r.name] : []));
@@ -174,17 +185,21 @@ export async function down(options: DownOptions): Promise<DownReport> {
   // veths before bridges, so a bridge is empty when it goes
   const ours = links.filter((l) => wanted.has(l.ifname) && (l.kind === "veth" || l.kind === "bridge"));
   for (const link of ours.sort((a, b) => Number(a.kind === "bridge") - Number(b.kind === "bridge"))) {
-    await deleteLink(link.ifname);
-    report.links.push(link.ifname);
+    if (await attempt(() => deleteLink(link.ifname))) report.links.push(link.ifname);
   }
 
   // 4. Verify, then drop the record; keep it (and fail) if anything survived.
-  const left = await Promise.all(instances.map((i) => findLeftovers(i)));
-  const remaining = left.filter((l) => !isEmpty(l));
+  // The kernel removes a namespace's veth pair asynchronously: give it a moment before judging.
+  let remaining: Leftovers[] = [];
+  for (let check = 0; check < 10; check++) {
+    remaining = (await Promise.all(instances.map((i) => findLeftovers(i)))).filter((l) => !isEmpty(l));
+    if (remaining.length === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   if (remaining.length > 0) {
     throw new LocalMeshError(
       "LOCAL_DOWN_INCOMPLETE",
-      `could not remove ${remaining.map(describe).join("; ")}; check \`ip netns list\`, \`ip link\`, \`iptables-save\` and run \`tether local down\` again`,
+      `could not remove ${remaining.map(describe).join("; ")}${failures.length ? ` (${failures.join("; ")})` : ""}; check \`ip netns list\`, \`ip link\`, \`iptables-save\` and run \`tether local down\` again`,
     );
   }
   store?.remove();

@@ -91,7 +91,7 @@ export async function deleteNetns(netns: string): Promise<void> {
 /** `ip link del`, treating an already-missing link as done (a namespace's removal takes its veth peer). */
 export async function deleteLink(name: string): Promise<void> {
   const result = await runAllowingFailure(["ip", "link", "del", "dev", name]);
-  if (result.code !== 0 && !/Cannot find device|does not exist/i.test(result.stderr)) {
+  if (result.code !== 0 && !/Cannot find device|No such device|does not exist/i.test(result.stderr)) {
     throw new LocalMeshError("LOCAL_COMMAND_FAILED", `ip link del ${name} failed: ${result.stderr.trim()}`);
   }
 }

@@ -44,7 +44,7 @@ export function nameClientArgv(host: string, port: number, count: number): strin
 }
 
 /** Resolves once `host:port` accepts a TCP connection; fails after `timeoutMs`. */
-export async function waitForTcp(host: string, port: number, timeoutMs = 5_000): Promise<void> {
+export async function waitForTcp(host: string, port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {

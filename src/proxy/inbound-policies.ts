@@ -66,23 +66,20 @@ export class InboundPolicyCache {
   private entry(port: number): PortPolicy {
     let entry = this.ports.get(port);
     if (entry) return entry;
-    const created: PortPolicy = {
-      current: undefined,
-      waiters: new Set(),
-      stream: new WatchStream<InboundServer>({
-        subscribe: this.options.subscribe(port),
-        onMessage: (server) => {
-          created.current = server;
-          this.options.onUpdate?.(port, server);
-          for (const wake of [...created.waiters]) wake();
-        },
-        onDisconnect: (err) => this.options.onDisconnect?.(port, err),
-        clock: this.options.clock,
-        backoff: this.options.backoff,
-      }),
-    };
-    entry = created;
-    this.ports.set(port, entry);
-    return entry;
+    const created = { current: undefined, waiters: new Set() } as Omit<PortPolicy, "stream"> & Partial<PortPolicy>;
+    // Registered before the stream opens: a stream may deliver its first message synchronously.
+    this.ports.set(port, created as PortPolicy);
+    created.stream = new WatchStream<InboundServer>({
+      subscribe: this.options.subscribe(port),
+      onMessage: (server) => {
+        created.current = server;
+        this.options.onUpdate?.(port, server);
+        for (const wake of [...created.waiters]) wake();
+      },
+      onDisconnect: (err) => this.options.onDisconnect?.(port, err),
+      clock: this.options.clock,
+      backoff: this.options.backoff,
+    });
+    return created as PortPolicy;
   }
 }

@@ -79,6 +79,10 @@ function peekTls(socket: net.Socket, timeoutMs: number) {
   });
 }
 
+function handshakeKey(socket: net.Socket): string {
+  return `${socket.remoteAddress}:${socket.remotePort}`;
+}
+
 function clientIp(socket: net.Socket): string {
   const address = socket.remoteAddress ?? "";
   return address.startsWith("::ffff:") ? address.slice(7) : address;
@@ -91,8 +95,12 @@ export class InboundProxy {
   private readonly h2Pool = new H2SessionPool({ connectTimeoutMs: 3000 });
   private readonly h1Agents = new H1AgentPool();
   private readonly sockets = new Set<net.Socket>();
+  private readonly tlsTerminator: tls.Server;
+  /** Handshakes in progress, by client address:port (the TLS socket reports its parent's). */
+  private readonly handshakes = new Map<string, (socket: tls.TLSSocket | undefined, err: Error | undefined) => void>();
 
   constructor(private readonly options: InboundOptions) {
+    this.tlsTerminator = this.createTlsTerminator();
     this.server = net.createServer({ allowHalfOpen: true }, (socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
@@ -173,37 +181,47 @@ export class InboundProxy {
     }
   }
 
+  /**
+   * A TLS server that never listens: accepted sockets are handed to it after the SNI peek. Going
+   * through tls.Server (rather than a hand-made TLSSocket) gives Node's own client-certificate
+   * verification result (`authorized`) and a socket http2 accepts. The certificate comes from the
+   * current context on every handshake (SNICallback), so rotation needs no restart.
+   */
+  private createTlsTerminator(): tls.Server {
+    const server = tls.createServer({
+      ca: this.options.contexts.anchors,
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: ["h2", "http/1.1"],
+      minVersion: "TLSv1.3",
+      SNICallback: (_name, callback) => {
+        const context = this.options.contexts.serverContext();
+        callback(context ? null : new Error("no valid certificate"), context);
+      },
+    });
+    server.on("secureConnection", (socket: tls.TLSSocket) => this.handshakes.get(handshakeKey(socket))?.(socket, undefined));
+    server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => this.handshakes.get(handshakeKey(socket))?.(undefined, err));
+    return server;
+  }
+
   /** Completes the TLS handshake; a presented but untrusted certificate closes the connection. */
   private terminateTls(raw: net.Socket): Promise<{ socket: tls.TLSSocket; identity: string | undefined } | undefined> {
-    const secureContext = this.options.contexts.serverContext();
-    if (!secureContext) {
+    if (!this.options.contexts.serverContext()) {
       this.refuse(raw, "tls-no-identity", "no valid certificate to terminate mTLS with: closed (fail closed)");
       return Promise.resolve(undefined);
     }
+    const key = handshakeKey(raw);
     return new Promise((resolve) => {
-      const socket = new tls.TLSSocket(raw, {
-        isServer: true,
-        secureContext,
-        requestCert: true,
-        rejectUnauthorized: false,
-        ALPNProtocols: ["h2", "http/1.1"],
-      });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        this.refuse(raw, "tls-handshake-timeout", "mTLS handshake did not complete in time: closed");
-        resolve(undefined);
-      }, 10_000);
-      socket.once("error", (err) => {
+      const timer = setTimeout(() => finish(undefined, new Error("handshake timeout")), 10_000);
+      const finish = (socket: tls.TLSSocket | undefined, err: Error | undefined) => {
         clearTimeout(timer);
-        this.refuse(raw, "tls-handshake", "mTLS handshake failed: closed", { err: errorMessage(err) });
-        resolve(undefined);
-      });
-      socket.once("secure", () => {
-        clearTimeout(timer);
-        socket.removeAllListeners("error");
+        this.handshakes.delete(key);
+        if (!socket || err) {
+          this.refuse(raw, "tls-handshake", "mTLS handshake failed: closed", { err: errorMessage(err) });
+          return resolve(undefined);
+        }
         socket.on("error", () => {});
-        const presented = socket.getPeerX509Certificate() !== undefined;
-        if (presented && !socket.authorized) {
+        if (socket.getPeerX509Certificate() !== undefined && !socket.authorized) {
           this.refuse(raw, "tls-untrusted-client", "client certificate does not chain to our trust anchors: closed", {
             why: String(socket.authorizationError),
           });
@@ -212,7 +230,9 @@ export class InboundProxy {
         }
         const identity = peerIdentity(socket);
         resolve({ socket, identity: identity ? toDnsName(identity) : undefined });
-      });
+      };
+      this.handshakes.set(key, finish);
+      this.tlsTerminator.emit("connection", raw);
     });
   }
 

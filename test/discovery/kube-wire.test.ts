@@ -45,7 +45,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }) {
   return { fixture, cluster, client, followers };
 }
 
-test("wire fixture: create, scale, make unready, delete reach subscribers within the bound", async (t) => {
+test("wire fixture: create, scale, make unready, delete reach subscribers within the bound", { timeout: 30_000 }, async (t) => {
   const { fixture, cluster, client, followers } = await setup(t);
   await lifecycleScenario({
     client,
@@ -61,7 +61,7 @@ test("wire fixture: create, scale, make unready, delete reach subscribers within
   });
 });
 
-test("wire fixture: changes made while watches are down, or after 410 Gone, still reach subscribers", async (t) => {
+test("wire fixture: changes made while watches are down, or after 410 Gone, still reach subscribers", { timeout: 30_000 }, async (t) => {
   const { fixture, client, followers } = await setup(t);
   fixture.apply(makeService({ name: "web", clusterIP: "10.96.0.10" }) as never);
   fixture.apply(makePod({ name: "web-1", ip: "10.0.0.1", meshed: true }) as never);

@@ -12,7 +12,7 @@ import { createDestinationClient } from "../../src/api/destination-client.js";
 import { startDestinationServer } from "../../src/discovery/server.js";
 import { Follower, lifecycleScenario, quietLogger, runSliceController } from "./support.js";
 
-test("local folder: create, scale, make unready, delete pod files reach subscribers within the bound", async (t) => {
+test("local folder: create, scale, make unready, delete pod files reach subscribers within the bound", { timeout: 30_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "tether-discovery-"));
   // A short debounce: the bound is on discovery, not on how long the folder waits for editors.
   const cluster = await LocalFolderCluster.open(dir, { logger: quietLogger, debounceMs: 5, pollMs: 200 });

@@ -44,7 +44,7 @@ after(async () => {
   stopController();
 });
 
-test("create, scale, make unready, delete: the first message holds the full set, each change arrives within the bound", async () => {
+test("create, scale, make unready, delete: the first message holds the full set, each change arrives within the bound", { timeout: 30_000 }, async () => {
   await lifecycleScenario({
     client,
     cluster,
@@ -59,7 +59,7 @@ test("create, scale, make unready, delete: the first message holds the full set,
   });
 });
 
-test("a new subscriber gets the full current set as its first message", async () => {
+test("a new subscriber gets the full current set as its first message", { timeout: 30_000 }, async () => {
   cluster.apply("Service", makeService({ name: "late", app: "late", clusterIP: "10.96.0.11" }));
   for (let i = 1; i <= 5; i++) cluster.apply("Pod", makePod({ name: `late-${i}`, app: "late", ip: `10.0.1.${i}` }));
   const f = follow("late.shop.svc.cluster.local:80");
@@ -69,7 +69,7 @@ test("a new subscriber gets the full current set as its first message", async ()
   assert.equal(first.update === "add" && first.add.endpoints.length, 5);
 });
 
-test("identities, hints and labels reach the client", async () => {
+test("identities, hints and labels reach the client", { timeout: 30_000 }, async () => {
   cluster.apply("Service", makeService({ name: "mixed", app: "mixed", clusterIP: "10.96.0.12", ports: [{ name: "grpc", port: 9000, targetPort: "grpc" }] }));
   cluster.apply("Pod", makePod({ name: "m-1", app: "mixed", ip: "10.0.2.1", meshed: true, serviceAccount: "mixed", ports: { grpc: 7000 }, replicaSet: "mixed" }));
   cluster.apply("Pod", makePod({ name: "m-2", app: "mixed", ip: "10.0.2.2", ports: { grpc: 7001 }, annotations: { "config.tether.io/opaque-ports": "grpc" } }));
@@ -89,7 +89,7 @@ test("identities, hints and labels reach the client", async () => {
   assert.equal(plain!.protocolHint, "opaque");
 });
 
-test("unknown Service, unknown port and empty Service answer at once, distinctly", async () => {
+test("unknown Service, unknown port and empty Service answer at once, distinctly", { timeout: 30_000 }, async () => {
   cluster.apply("Service", makeService({ name: "idle", app: "nobody", clusterIP: "10.96.0.13" }));
   const unknown = follow("nope.shop.svc.cluster.local:80");
   const badPort = follow("idle.shop.svc.cluster.local:81");
@@ -110,7 +110,7 @@ test("unknown Service, unknown port and empty Service answer at once, distinctly
   await unknown.until((x) => x.state.exists === false && x.state.endpoints.size === 0, CHANGE_MS, "service deleted");
 });
 
-test("headless Services resolve by name and by pod hostname", async () => {
+test("headless Services resolve by name and by pod hostname", { timeout: 30_000 }, async () => {
   cluster.apply("Service", makeService({ name: "db", app: "db", clusterIP: "None", ports: [{ name: "pg", port: 5432, targetPort: 5432 }] }));
   cluster.apply("Pod", makePod({ name: "db-0", app: "db", ip: "10.0.4.1", hostname: "db-0", subdomain: "db", meshed: true, serviceAccount: "db" }));
   cluster.apply("Pod", makePod({ name: "db-1", app: "db", ip: "10.0.4.2", hostname: "db-1", subdomain: "db", meshed: true, serviceAccount: "db" }));
@@ -121,7 +121,7 @@ test("headless Services resolve by name and by pod hostname", async () => {
   assert.equal(one.state.list()[0]!.identity, "db.shop.serviceaccount.identity.tether.cluster.local");
 });
 
-test("a pod IP resolves to that pod alone and follows it", async () => {
+test("a pod IP resolves to that pod alone and follows it", { timeout: 30_000 }, async () => {
   cluster.apply("Pod", makePod({ name: "solo", app: "solo", ip: "10.0.5.1", meshed: true, serviceAccount: "solo" }));
   const f = follow("10.0.5.1:7777");
   await f.until((x) => x.state.endpoints.size === 1, CONNECT_MS, "the pod");
@@ -131,7 +131,7 @@ test("a pod IP resolves to that pod alone and follows it", async () => {
   await f.until((x) => x.state.exists === false, CHANGE_MS, "pod deleted");
 });
 
-test("a bad path is refused with INVALID_ARGUMENT and a stable code", async () => {
+test("a bad path is refused with INVALID_ARGUMENT and a stable code", { timeout: 30_000 }, async () => {
   const f = follow("example.com:443");
   await f.until((x) => x.error !== undefined, CONNECT_MS, "error");
   assert.equal((f.error as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT);
@@ -141,7 +141,7 @@ test("a bad path is refused with INVALID_ARGUMENT and a stable code", async () =
   assert.equal(destinationErrorCode(noPort.error!), "DISCOVERY_BAD_PATH");
 });
 
-test("streams that close release their shared watch", async () => {
+test("streams that close release their shared watch", { timeout: 30_000 }, async () => {
   cluster.apply("Service", makeService({ name: "brief", app: "brief", clusterIP: "10.96.0.15" }));
   const before = server.watcher.watchCount;
   const f = new Follower(client, "brief.shop.svc.cluster.local:80");

@@ -1,18 +1,16 @@
 /**
- * Builders for pods and Services, a stand-in endpoint-slice controller (the pure one from
- * src/discovery, re-run on every Pod/Service change as kube-controller-manager would), and
- * helpers to await stream messages with a bound.
+ * Builders for pods and Services, the endpoint-slice controller wired to a writer, a follower
+ * of Destination/Get that tests await with a bound, and the lifecycle scenario every cluster
+ * source runs.
  */
 import type { Pod, Service } from "kubernetes-types/core/v1.js";
-import type { EndpointSlice } from "kubernetes-types/discovery/v1.js";
 import assert from "node:assert/strict";
 import pino from "pino";
 import type { DestinationUpdate } from "../../src/api/index.js";
 import { DestinationState, watchDestination, type DestinationClient } from "../../src/api/destination-client.js";
 import type { ClusterState } from "../../src/cluster/types.js";
 import { PROXY_CONTAINER_NAME } from "../../src/api/mesh.js";
-import { endpointSlicesFor, MANAGED_BY, MANAGED_BY_LABEL } from "../../src/discovery/slice-controller.js";
-import { SERVICE_NAME_LABEL } from "../../src/discovery/endpoints.js";
+import { startSliceController, type SliceWriter } from "../../src/discovery/slice-controller.js";
 
 export const quietLogger = pino({ level: "silent" });
 
@@ -92,35 +90,9 @@ export function makeService(s: ServiceSpec): Service {
   };
 }
 
-export interface SliceWriter {
-  put(slice: EndpointSlice): void;
-  delete(namespace: string, name: string): void;
-}
-
-/**
- * Keeps every Service's EndpointSlices in line with its pods, synchronously after each Pod or
- * Service event, like the endpoint-slice controller. Returns a stop function.
- */
+/** The endpoint-slice controller, writing through `writer` (a MemoryCluster, a fixture, files). */
 export function runSliceController(cluster: ClusterState, writer: SliceWriter): () => void {
-  const syncNamespace = (ns: string) => {
-    const pods = cluster.list("Pod", ns);
-    const wanted = new Map<string, EndpointSlice>();
-    for (const svc of cluster.list("Service", ns)) for (const s of endpointSlicesFor(svc, pods)) wanted.set(s.metadata!.name!, s);
-    for (const s of wanted.values()) writer.put(s);
-    for (const old of cluster.list("EndpointSlice", ns)) {
-      const managed = old.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY && old.metadata.labels[SERVICE_NAME_LABEL];
-      if (managed && !wanted.has(old.metadata!.name!)) writer.delete(ns, old.metadata!.name!);
-    }
-  };
-  const namespaces = new Set<string>();
-  for (const p of cluster.list("Pod")) namespaces.add(p.metadata?.namespace ?? "default");
-  for (const s of cluster.list("Service")) namespaces.add(s.metadata?.namespace ?? "default");
-  for (const ns of namespaces) syncNamespace(ns);
-  const stops = [
-    cluster.watch("Pod", (e) => syncNamespace(e.object.metadata?.namespace ?? "default")),
-    cluster.watch("Service", (e) => syncNamespace(e.object.metadata?.namespace ?? "default")),
-  ];
-  return () => stops.forEach((s) => s());
+  return startSliceController({ cluster, writer });
 }
 
 /** Resolves when `predicate` holds, checking after every call of the returned `poke`; rejects after `ms`. */
@@ -191,7 +163,7 @@ export interface ObjectWriter {
 /**
  * Create, scale, make unready, terminate, delete and scale to zero, with subscribers by name and
  * by cluster IP: the first message holds the full set, then each change reaches both within
- * `changeMs`, as deltas. Uses namespace `life` so it can share a cluster with other tests.
+ * `changeMs` of the cluster cache showing it, as deltas. Uses namespace `life` so it can share a cluster with other tests.
  */
 export async function lifecycleScenario(opts: {
   client: DestinationClient;
@@ -231,11 +203,31 @@ export async function lifecycleScenario(opts: {
     assert.equal(f.state.list()[0]!.identity, "life.life.serviceaccount.identity.tether.cluster.local");
   }
 
-  const step = async (what: string, change: () => void | Promise<void>, want: string[]) => {
+  /**
+   * The bound runs from the moment the cluster cache shows the change (the last of `pods` to
+   * change), so it measures discovery, not how a file watcher or an API server delivers it.
+   */
+  const step = async (what: string, pods: string[], change: () => void | Promise<void>, want: string[]) => {
     const before = watchers.map((f) => f.messages.length);
-    const reached = Promise.all(watchers.map((f) => f.until((x) => same(x.addresses(), want), changeMs, `${what} within ${changeMs} ms`)));
-    await change();
-    await reached;
+    const pending = new Set(pods);
+    let stopWatch = () => {};
+    const reached = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what}: the cluster cache did not show the change within ${connectMs} ms`)), connectMs);
+      stopWatch = opts.cluster.watch("Pod", (e) => {
+        pending.delete(e.object.metadata?.name ?? "");
+        if (pending.size > 0) return;
+        clearTimeout(timer);
+        stopWatch();
+        // The clock of the bound starts here.
+        Promise.all(watchers.map((f) => f.until((x) => same(x.addresses(), want), changeMs, `${what} within ${changeMs} ms`))).then(() => resolve(), reject);
+      });
+    });
+    try {
+      await change();
+      await reached;
+    } finally {
+      stopWatch();
+    }
     watchers.forEach((f, i) => {
       for (const m of f.messages.slice(before[i])) {
         assert.equal(m.first, false);
@@ -243,12 +235,12 @@ export async function lifecycleScenario(opts: {
       }
     });
   };
-  await step("scale up", () => objects.applyPod(pod("life-3", "10.7.0.3")), ["10.7.0.1:8080", "10.7.0.2:8080", "10.7.0.3:8080"]);
-  await step("unready", () => objects.applyPod(pod("life-1", "10.7.0.1", { ready: false })), ["10.7.0.2:8080", "10.7.0.3:8080"]);
-  await step("terminating", () => objects.applyPod(pod("life-2", "10.7.0.2", { terminating: true })), ["10.7.0.3:8080"]);
-  await step("ready again", () => objects.applyPod(pod("life-1", "10.7.0.1")), ["10.7.0.1:8080", "10.7.0.3:8080"]);
-  await step("deleted", () => objects.removePod("life", "life-3"), ["10.7.0.1:8080"]);
-  await step("scale to zero", async () => {
+  await step("scale up", ["life-3"], () => objects.applyPod(pod("life-3", "10.7.0.3")), ["10.7.0.1:8080", "10.7.0.2:8080", "10.7.0.3:8080"]);
+  await step("unready", ["life-1"], () => objects.applyPod(pod("life-1", "10.7.0.1", { ready: false })), ["10.7.0.2:8080", "10.7.0.3:8080"]);
+  await step("terminating", ["life-2"], () => objects.applyPod(pod("life-2", "10.7.0.2", { terminating: true })), ["10.7.0.3:8080"]);
+  await step("ready again", ["life-1"], () => objects.applyPod(pod("life-1", "10.7.0.1")), ["10.7.0.1:8080", "10.7.0.3:8080"]);
+  await step("deleted", ["life-3"], () => objects.removePod("life", "life-3"), ["10.7.0.1:8080"]);
+  await step("scale to zero", ["life-1", "life-2"], async () => {
     await objects.removePod("life", "life-1");
     await objects.removePod("life", "life-2");
   }, []);

@@ -34,7 +34,7 @@ async function setup() {
   return { cluster, watcher, target, settle, stop: () => (stopController(), watcher.stop()) };
 }
 
-test("one shared watch per target, computed once per change, released with its last subscriber", async () => {
+test("one shared watch per target, computed once per change, released with its last subscriber", { timeout: 30_000 }, async () => {
   const { cluster, watcher, target, settle, stop } = await setup();
   cluster.apply("Service", makeService({ name: "web" }));
   cluster.apply("Pod", makePod({ name: "a", ip: "10.0.0.1" }));
@@ -59,7 +59,7 @@ test("one shared watch per target, computed once per change, released with its l
   stop();
 });
 
-test("a burst of changes in one tick is coalesced into one update", async () => {
+test("a burst of changes in one tick is coalesced into one update", { timeout: 30_000 }, async () => {
   const { cluster, watcher, target, settle, stop } = await setup();
   cluster.apply("Service", makeService({ name: "web" }));
   const sink = new RecordingSink();
@@ -72,7 +72,7 @@ test("a burst of changes in one tick is coalesced into one update", async () => 
   stop();
 });
 
-test("a full subscriber is skipped, then gets one catch-up diff when it drains", async () => {
+test("a full subscriber is skipped, then gets one catch-up diff when it drains", { timeout: 30_000 }, async () => {
   const { cluster, watcher, target, settle, stop } = await setup();
   cluster.apply("Service", makeService({ name: "web" }));
   cluster.apply("Pod", makePod({ name: "a", ip: "10.0.0.1" }));
@@ -97,7 +97,7 @@ test("a full subscriber is skipped, then gets one catch-up diff when it drains",
   stop();
 });
 
-test("an IP watch follows the Service that takes the IP, and a pod IP watch follows its pod", async () => {
+test("an IP watch follows the Service that takes the IP, and a pod IP watch follows its pod", { timeout: 30_000 }, async () => {
   const { cluster, watcher, target, settle, stop } = await setup();
   const byIp = new RecordingSink();
   watcher.subscribe(target("10.96.0.10:80"), byIp);
@@ -124,7 +124,7 @@ test("an IP watch follows the Service that takes the IP, and a pod IP watch foll
   stop();
 });
 
-test("a namespace annotation change re-evaluates protocol hints", async () => {
+test("a namespace annotation change re-evaluates protocol hints", { timeout: 30_000 }, async () => {
   const { cluster, watcher, target, settle, stop } = await setup();
   cluster.apply("Namespace", { metadata: { name: "shop" } });
   cluster.apply("Service", makeService({ name: "web" }));
@@ -138,7 +138,7 @@ test("a namespace annotation change re-evaluates protocol hints", async () => {
   stop();
 });
 
-test("malformed objects are counted and logged, never crash, and the last good answer stays", async () => {
+test("malformed objects are counted and logged, never crash, and the last good answer stays", { timeout: 30_000 }, async () => {
   const { cluster, watcher, target, settle, stop } = await setup();
   cluster.apply("Service", makeService({ name: "web" }));
   cluster.apply("Pod", makePod({ name: "a", ip: "10.0.0.1" }));

@@ -143,6 +143,19 @@ test("connect failures retry elsewhere; none left is 502 with tether-error; no e
   assert.equal(bad.headers["tether-error"], "UPSTREAM_CONNECT_FAILED");
   assert.equal(broken.outcomes.length, 3);
 
+  const noIdentity = await startProxy((_agents, outcomes) => () => ({
+    ...upstreamOn(upPort)(new H1AgentPool(), outcomes)(),
+    agent: new (class extends http.Agent {
+      override createConnection(): net.Socket {
+        throw new UpstreamError("UPSTREAM_NO_IDENTITY", "no certificate of our own yet", false);
+      }
+    })(),
+  }));
+  const refused = await request(noIdentity.port, { path: "/x" });
+  assert.equal(refused.status, 502);
+  assert.equal(refused.headers["tether-error"], "UPSTREAM_NO_IDENTITY");
+  assert.deepEqual(noIdentity.outcomes, [`${upPort}:cancel`]);
+
   const empty = await startProxy(() => () => {
     throw new UpstreamError("UPSTREAM_NO_ENDPOINTS", "no endpoints for web.shop.svc:80", false);
   });

@@ -214,6 +214,18 @@ test("connect failures are retried on another endpoint; with none left gRPC gets
   assert.equal(http.headers[":status"], 502);
   assert.equal(http.headers["tether-error"], "UPSTREAM_CONNECT_FAILED");
 
+  // Our own refusal (no certificate for a meshed endpoint) is final and does not back the endpoint off.
+  const noIdentity = await startProxy((_pool, outcomes) => () => ({
+    session: () => Promise.reject(new UpstreamError("UPSTREAM_NO_IDENTITY", "no certificate of our own yet", false)),
+    done: () => outcomes.push("done"),
+    failed: () => outcomes.push("failed"),
+    cancel: () => outcomes.push("cancel"),
+  }));
+  const refused = await unary(client(noIdentity.port), "unary", Buffer.from("x"));
+  assert.equal(refused.err?.code, grpc.status.UNAVAILABLE);
+  assert.deepEqual(refused.err?.metadata.get("tether-error"), ["UPSTREAM_NO_IDENTITY"]);
+  assert.deepEqual(noIdentity.outcomes, ["cancel"]);
+
   const empty = await startProxy(() => () => {
     throw new UpstreamError("UPSTREAM_NO_ENDPOINTS", "no endpoints for web.shop.svc:80", false);
   });

@@ -4,6 +4,7 @@ import net from "node:net";
 import { once } from "node:events";
 import { forwardTcp, type TcpForwardOptions, type TcpForwardResult, type TcpUpstream } from "../../src/proxy/forward/tcp.js";
 import { detectProtocol } from "../../src/proxy/detect.js";
+import { UpstreamError } from "../../src/proxy/forward/errors.js";
 
 const cleanups: (() => void)[] = [];
 after(() => cleanups.reverse().forEach((c) => c()));
@@ -123,4 +124,20 @@ test("an upstream reset closes the client; a refused connect is retried, then th
   assert.equal(r.error, "UPSTREAM_CONNECT_FAILED");
   assert.equal(r.attempts, 3);
   assert.deepEqual(outcomes, [`${deadPort}:failed`, `${deadPort}:failed`, `${deadPort}:failed`]);
+
+  const refusals: string[] = [];
+  const noIdentity = await startProxy(() => ({
+    ...upstreamTo(deadPort, refusals),
+    connect: () => {
+      throw new UpstreamError("UPSTREAM_NO_IDENTITY", "no certificate of our own yet", false);
+    },
+  }));
+  const refusedResult = noIdentity.next();
+  const c3 = net.connect({ port: noIdentity.port, host: "127.0.0.1" });
+  c3.on("error", () => {});
+  const c3closed = collect(c3);
+  c3.write("\x00x");
+  await c3closed;
+  assert.equal((await refusedResult).error, "UPSTREAM_NO_IDENTITY");
+  assert.deepEqual(refusals, [`${deadPort}:cancel`]);
 });

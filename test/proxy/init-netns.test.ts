@@ -18,6 +18,8 @@ const PEER = `tether-t-${id}q`;
 const POD_IP = "10.77.0.1";
 const PEER_IP = "10.77.0.2";
 const APP_UID = 1000;
+const POD_IP6 = "fd00:77::1";
+const PEER_IP6 = "fd00:77::2";
 
 function sh(...argv: string[]): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", cwd: root, timeout: 30_000 });
@@ -39,7 +41,7 @@ class Listener {
   readonly proc: ChildProcess;
   readonly ready: Promise<void>;
 
-  constructor(ns: string, ports: number[]) {
+  constructor(ns: string, ports: (number | string)[]) {
     this.proc = spawn(
       "ip",
       ["netns", "exec", ns, process.execPath, "--import", "tsx", "test/proxy/fixtures/listener.ts", ...ports.map(String)],
@@ -97,11 +99,13 @@ test("proxy-init redirects a pod's TCP to the proxy ports and SO_ORIGINAL_DST re
   sh("ip", "-n", POD, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", PEER);
   sh("ip", "-n", POD, "addr", "add", `${POD_IP}/24`, "dev", "eth0");
   sh("ip", "-n", PEER, "addr", "add", `${PEER_IP}/24`, "dev", "eth0");
+  sh("ip", "-n", POD, "addr", "add", `${POD_IP6}/64`, "dev", "eth0", "nodad");
+  sh("ip", "-n", PEER, "addr", "add", `${PEER_IP6}/64`, "dev", "eth0", "nodad");
   sh("ip", "-n", POD, "link", "set", "eth0", "up");
   sh("ip", "-n", PEER, "link", "set", "eth0", "up");
 
   const init = ["ip", "netns", "exec", POD, process.execPath, "bin/tether.mjs", "proxy-init"];
-  const flags = ["--skip-inbound-ports", "9091", "--skip-outbound-ports", "5432"];
+  const flags = ["--skip-inbound-ports", "9091", "--skip-outbound-ports", "5432", "--ipv6"];
   sh(...init, ...flags);
   sh(...init, ...flags); // a second run must leave one set of rules
   const rules = sh("ip", "netns", "exec", POD, "iptables", "-t", "nat", "-S");
@@ -109,7 +113,7 @@ test("proxy-init redirects a pod's TCP to the proxy ports and SO_ORIGINAL_DST re
   assert.equal(rules.match(/-j TETHER_INBOUND/g)?.length, 1, rules);
   assert.equal(rules.match(/--dports 9091/g)?.length, 1, rules);
 
-  const pod = new Listener(POD, [4143, 4140, 4191, 9091]);
+  const pod = new Listener(POD, [4143, 4140, 4191, 9091, "6:4140", "6:4143"]);
   const peer = new Listener(PEER, [8080, 5432]);
   listeners.push(pod, peer);
   await Promise.all([pod.ready, peer.ready]);
@@ -120,6 +124,16 @@ test("proxy-init redirects a pod's TCP to the proxy ports and SO_ORIGINAL_DST re
   assert.equal(out?.port, 4140);
   assert.deepEqual(out?.original, { address: PEER_IP, port: 8080, family: 4 });
   assert.equal(await peer.waitFor("out-app", 300), undefined, "the peer never saw it directly");
+
+  // IPv6: the ip6tables rules redirect too, and IP6T_SO_ORIGINAL_DST reports the dialed address.
+  assert.equal(connect(POD, APP_UID, PEER_IP6, 8080, "out-app-v6"), 0);
+  const out6 = await pod.waitFor("out-app-v6");
+  assert.equal(out6?.port, 4140);
+  assert.deepEqual(out6?.original, { address: PEER_IP6, port: 8080, family: 6 });
+  assert.equal(connect(PEER, APP_UID, POD_IP6, 9090, "in-app-v6"), 0);
+  const in6 = await pod.waitFor("in-app-v6");
+  assert.equal(in6?.port, 4143);
+  assert.deepEqual(in6?.original, { address: POD_IP6, port: 9090, family: 6 });
 
   // The proxy's own uid goes straight out.
   assert.equal(connect(POD, 2102, PEER_IP, 8080, "out-proxy"), 0);
@@ -149,8 +163,9 @@ test("proxy-init redirects a pod's TCP to the proxy ports and SO_ORIGINAL_DST re
   assert.equal((await pod.waitFor("in-skipped"))?.port, 9091);
 
   // --remove takes everything out, and traffic flows directly again.
-  sh(...init, "--remove");
+  sh(...init, "--remove", "--ipv6");
   assert.doesNotMatch(sh("ip", "netns", "exec", POD, "iptables", "-t", "nat", "-S"), /TETHER/);
+  assert.doesNotMatch(sh("ip", "netns", "exec", POD, "ip6tables", "-t", "nat", "-S"), /TETHER/);
   assert.equal(connect(POD, APP_UID, PEER_IP, 8080, "after-remove"), 0);
   assert.equal((await peer.waitFor("after-remove"))?.port, 8080);
 });

@@ -80,7 +80,7 @@ export async function podsOnFreshBridge(t: TestContext, names: readonly string[]
 }
 
 /** Resolves once the file (a process's log) contains `text`; fails after `timeoutMs`. */
-export async function waitForLog(path: string, text: string, timeoutMs = 5_000): Promise<void> {
+export async function waitForLog(path: string, text: string, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     let content = "";

@@ -3,7 +3,7 @@
  * mTLS share), per pod, workload or namespace, computed from windows (see window.ts). Pure: no
  * I/O, no clock; table-tested in test/viz/aggregate.test.ts.
  */
-import type { Labels, Sample } from "./prom-text.js";
+import type { Labels } from "./prom-text.js";
 import type { PodRef, PodWindow } from "./window.js";
 
 export const METRIC = {
@@ -303,8 +303,4 @@ export function denials(windows: readonly PodWindow[]): Denial[] {
     }
   }
   return out.sort((a, b) => b.count - a.count);
-}
-
-export function sumIncreases(samples: readonly Sample[], name: string): number {
-  return samples.reduce((sum, s) => (s.name === name ? sum + s.value : sum), 0);
 }

@@ -42,6 +42,11 @@ export class EndpointState<E> {
   estimateMs: number;
   stampMs: number;
   samples = 0;
+  /** Outlier probing (peak-EWMA): picks lost on latency since last picked, the threshold, the rival's estimate. */
+  skips = 0;
+  probeAfter = 1;
+  rivalMs = 0;
+  outlierProbe = false;
   readonly backoff: Backoff;
 
   constructor(

@@ -9,10 +9,17 @@
  * cost = max(estimate, age of its oldest in-flight request) x (in-flight + 1). The age term keeps a
  * decayed idle endpoint from soaking up a burst before its first answer arrives.
  *
- * The two candidates are the least recently picked endpoint and one uniformly random other. Costs
- * within the tie band go to the least recently picked one: sequential traffic over equal endpoints
- * then rotates exactly, where two random candidates would split it binomially. A new endpoint, or
- * one whose backoff expired, is probed as soon as it is the least recent one and idle.
+ * The two candidates are the least recently picked endpoint and one uniformly random other. Between
+ * equally loaded candidates, costs within the tie band go to the least recently picked one:
+ * sequential traffic over equal endpoints then rotates exactly, where two random candidates would
+ * split it binomially. A new endpoint, or one whose backoff expired, is probed as soon as it is the
+ * least recent one and idle.
+ *
+ * Outliers: an idle endpoint passed over because its latency estimate is out of the tie band is
+ * probed again after `probeAfter` such picks. A probe that answers in the band puts it straight
+ * back (its sample replaces the estimate: one GC pause does not cost an endpoint its share); one
+ * that is still slow doubles `probeAfter` (up to `maxProbeAfter`), so a persistently slow endpoint
+ * sees a logarithmic trickle of probes, not a fixed fraction of the traffic.
  */
 import { BaseBalancer, type EndpointState } from "./endpoint-set.js";
 import { DEFAULT_PEAK_EWMA, type BalancerOptions, type Outcome, type PeakEwmaConfig } from "./types.js";
@@ -36,22 +43,56 @@ export class PeakEwmaBalancer<E> extends BaseBalancer<E> {
 
   protected override choose(now: number): EndpointState<E> {
     const first = this.leastRecent();
-    if (this.ready.length === 1 || (first.probe && first.inFlight === 0)) return first;
+    if (this.ready.length === 1 || (first.probe && first.inFlight === 0)) return this.chosen(first);
+    if (first.inFlight === 0 && first.skips >= first.probeAfter) {
+      first.outlierProbe = true;
+      return this.chosen(first);
+    }
     // A uniform choice among the others: index in [0, n-1), skipping `first`.
     let i = Math.floor(this.random() * (this.ready.length - 1));
     if (i >= first.index) i++;
     const second = this.examine(this.ready[i]!);
     const a = this.cost(first, now);
     const b = this.cost(second, now);
+    // The tie band is for fairness between equally loaded endpoints (sequential traffic); with
+    // unequal queues the cost decides alone.
+    if (a <= b || (first.inFlight === second.inFlight && this.tie(a, b))) return this.chosen(first);
+    // `first` lost. Count it as an outlier skip only if its latency (not its queue) lost.
+    const rival = this.decayed(second, now);
+    const own = this.decayed(first, now);
+    if (own > rival && !this.tie(own, rival)) {
+      first.skips++;
+      first.rivalMs = rival;
+    }
+    return this.chosen(second);
+  }
+
+  private chosen(state: EndpointState<E>): EndpointState<E> {
+    state.skips = 0;
+    return state;
+  }
+
+  private tie(a: number, b: number): boolean {
     const low = Math.min(a, b);
     const high = Math.max(a, b);
-    if (high - low <= this.config.tieMs || high <= low * (1 + this.config.tieRatio)) return first;
-    return a < b ? first : second;
+    return high - low <= this.config.tieMs || high <= low * (1 + this.config.tieRatio);
   }
 
   protected override observe(state: EndpointState<E>, outcome: Outcome, now: number): void {
     const sample = outcome.ok ? outcome.latencyMs : Math.max(outcome.latencyMs, this.config.failurePenaltyMs);
     const decayed = this.decayed(state, now);
+    if (state.outlierProbe) {
+      state.outlierProbe = false;
+      const recovered = this.tie(sample, state.rivalMs) || sample <= state.rivalMs;
+      state.probeAfter = recovered ? 1 : Math.min(state.probeAfter * 2, this.config.maxProbeAfter);
+      // A fresh measurement after a pause: believed as is when it says the endpoint recovered.
+      if (recovered) {
+        state.estimateMs = sample;
+        state.stampMs = now;
+        state.samples++;
+        return;
+      }
+    }
     if (state.samples === 0 || sample > decayed) {
       // The first answer replaces the default guess; a slower one than expected is believed at once.
       state.estimateMs = sample;

@@ -71,6 +71,11 @@ export interface PeakEwmaConfig {
   tieMs: number;
   /** A failed response counts as at least this slow, so a fast-failing endpoint does not attract traffic. */
   failurePenaltyMs: number;
+  /**
+   * Cap on how many picks a latency outlier is passed over before it is probed again. The first
+   * probe comes after one pick; each probe that finds it still slow doubles the wait.
+   */
+  maxProbeAfter: number;
 }
 
 export interface BalancerOptions<E> {
@@ -91,4 +96,5 @@ export const DEFAULT_PEAK_EWMA: PeakEwmaConfig = {
   tieRatio: 1,
   tieMs: 5,
   failurePenaltyMs: 30,
+  maxProbeAfter: 1024,
 };

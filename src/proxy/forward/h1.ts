@@ -9,7 +9,7 @@ import type { Socket } from "node:net";
 import proxy from "http2-proxy";
 import { systemClock, type Clock } from "../../identity/clock.js";
 import { errorMessage } from "../../identity/errors.js";
-import { errorReason, UpstreamError } from "./errors.js";
+import { errorReason, httpStatusFor, UpstreamError } from "./errors.js";
 
 export interface H1Upstream {
   hostname: string;
@@ -91,7 +91,7 @@ async function run(
     } catch (err) {
       result.error = errorReason(err);
       result.message = errorMessage(err);
-      result.status = err instanceof UpstreamError && err.code === "UPSTREAM_NO_ENDPOINTS" ? 503 : 502;
+      result.status = httpStatusFor(err);
       return result;
     }
     let responded = false;
@@ -116,13 +116,21 @@ async function run(
       if (!responded) upstream.cancel();
       return result;
     } catch (e) {
+      result.message = errorMessage(e);
+      // Our own refusal to connect (e.g. no certificate for a meshed endpoint): not the endpoint's fault.
+      if (e instanceof UpstreamError && !e.retryable) {
+        upstream.cancel();
+        result.error = e.code;
+        result.status = httpStatusFor(e);
+        return result;
+      }
       const err = e as ProxyError;
       // Not connected: no byte of the request was sent, so another endpoint may take it.
       const connectFailed = err.connectedSocket === false && !responded;
       if (connectFailed) upstream.failed();
       else if (!responded) upstream.done({ ok: false, latencyMs: clock.now() - start });
       if (connectFailed && result.attempts < maxAttempts && !req.destroyed) continue;
-      result.status = err.statusCode ?? 502;
+      result.status = connectFailed ? 502 : (err.statusCode ?? 502);
       result.error = connectFailed
         ? "UPSTREAM_CONNECT_FAILED"
         : err.code === "ETIMEDOUT"
@@ -130,8 +138,6 @@ async function run(
           : err.code === "ECONNRESET" || responded
             ? "UPSTREAM_RESET"
             : "UPSTREAM_PROTOCOL";
-      if (connectFailed) result.status = 502;
-      result.message = errorMessage(err);
       return result;
     }
   }

@@ -74,13 +74,14 @@ export async function forwardH2(
   const closed = new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once("close", () => resolve())));
 
   const timeoutMs = grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : undefined;
-  let onDeadline: (() => void) | undefined;
-  const deadline =
-    timeoutMs === undefined ? undefined : clock.setTimeout(() => (onDeadline ?? respondDeadline)(), timeoutMs);
   const respondDeadline = () => {
     result.error = "DEADLINE_EXCEEDED";
     respondError(stream, grpc, GrpcStatus.DEADLINE_EXCEEDED, 504, "DEADLINE_EXCEEDED", "deadline exceeded in tether proxy", result);
   };
+  // Before an upstream stream exists the deadline only answers the client; afterwards it also cancels upstream.
+  let onDeadline: (() => void) | undefined;
+  const deadline =
+    timeoutMs === undefined ? undefined : clock.setTimeout(() => (onDeadline ?? respondDeadline)(), timeoutMs);
   stream.once("close", () => {
     if (deadline) clock.clearTimeout(deadline);
   });
@@ -105,10 +106,12 @@ export async function forwardH2(
     try {
       session = await upstream.session();
     } catch (err) {
-      upstream.failed();
       const retryable = err instanceof UpstreamError && err.retryable;
-      if (retryable && result.attempts < maxAttempts) continue;
-      fail(stream, grpc, err, result);
+      // Only a failed connection is the endpoint's fault (backoff); e.g. having no certificate of our own is not.
+      if (retryable) upstream.failed();
+      else upstream.cancel();
+      if (retryable && result.attempts < maxAttempts && !result.error) continue;
+      if (!result.error) fail(stream, grpc, err, result);
       await closed;
       return result;
     }

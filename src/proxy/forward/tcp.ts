@@ -60,7 +60,16 @@ async function connectUpstream(
       return undefined;
     }
     const start = clock.now();
-    const socket = upstream.connect();
+    let socket: Socket;
+    try {
+      socket = upstream.connect();
+    } catch (err) {
+      // A refusal of ours (e.g. no certificate for a meshed endpoint) is final and not the endpoint's fault.
+      upstream.cancel();
+      result.error = errorReason(err);
+      result.message = errorMessage(err);
+      return undefined;
+    }
     socket.on("error", () => {});
     const connected = await new Promise<Error | undefined>((resolve) => {
       const timer = clock.setTimeout(() => resolve(new UpstreamError("UPSTREAM_CONNECT_FAILED", "connect timed out", true)), options.connectTimeoutMs ?? 3000);
