@@ -8,7 +8,7 @@ import type { Registry } from "prom-client";
 import { ClusterError } from "./errors.js";
 import { KubernetesCluster, loadKubeConfig } from "./kubernetes.js";
 import { LocalFolderCluster } from "./local.js";
-import type { ClusterState } from "./types.js";
+import type { ClusterState, ResourceKind } from "./types.js";
 
 export interface OpenClusterOptions {
   dir?: string;
@@ -16,6 +16,8 @@ export interface OpenClusterOptions {
   inCluster?: boolean;
   logger?: Logger;
   registry?: Registry;
+  /** Kinds to list and watch from Kubernetes (least privilege: leave out what RBAC does not grant). */
+  kinds?: readonly ResourceKind[];
 }
 
 export async function openCluster(options: OpenClusterOptions): Promise<ClusterState> {
@@ -31,7 +33,7 @@ export async function openCluster(options: OpenClusterOptions): Promise<ClusterS
   const common = { ...(options.logger ? { logger: options.logger } : {}), ...(options.registry ? { registry: options.registry } : {}) };
   if (options.dir !== undefined) return LocalFolderCluster.open(options.dir, common);
   const kubeConfig = loadKubeConfig(options.inCluster ? { inCluster: true } : { kubeconfig: options.kubeconfig! });
-  return new KubernetesCluster({ kubeConfig, ...common });
+  return new KubernetesCluster({ kubeConfig, ...common, ...(options.kinds ? { kinds: options.kinds } : {}) });
 }
 
 export { ClusterError } from "./errors.js";

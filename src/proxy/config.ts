@@ -21,6 +21,8 @@ export type BalancerName = "peak-ewma" | "round-robin";
 export interface ProxyConfig {
   podName: string;
   podNamespace: string;
+  /** The owning workload (e.g. Deployment) name, a metrics label for per-workload stats. */
+  workload: string;
   podIp: string | undefined;
   identity: WorkloadIdentity;
   tokenFile: string;
@@ -52,6 +54,7 @@ export const ENV = {
   podName: "TETHER_POD_NAME",
   podNamespace: "TETHER_POD_NAMESPACE",
   podIp: "TETHER_POD_IP",
+  workload: "TETHER_WORKLOAD",
   serviceAccount: "TETHER_SERVICE_ACCOUNT",
   trustDomain: "TETHER_TRUST_DOMAIN",
   tokenFile: "TETHER_TOKEN_FILE",
@@ -84,6 +87,12 @@ export function parsePortList(text: string): number[] {
     for (let p = low; p <= high; p++) ports.push(p);
   }
   return ports;
+}
+
+/** "web-7d4b9c8f6-x2x9z" -> "web": strips the ReplicaSet hash and pod suffix when present. */
+export function workloadFromPodName(pod: string): string {
+  const m = /^(.+)-[a-z0-9]{5,10}-[a-z0-9]{5}$/.exec(pod);
+  return m ? m[1]! : pod;
 }
 
 export function readProxyConfig(env: Record<string, string | undefined>): ProxyConfig {
@@ -128,6 +137,7 @@ export function readProxyConfig(env: Record<string, string | undefined>): ProxyC
     podName,
     podNamespace,
     podIp: env[ENV.podIp]?.trim() || undefined,
+    workload: env[ENV.workload]?.trim() || workloadFromPodName(podName),
     tokenFile: required(ENV.tokenFile),
     trustAnchorsFile: required(ENV.trustAnchorsFile),
     identityAddr: required(ENV.identityAddr),

@@ -168,7 +168,14 @@ export class InboundProxy {
     }
     const connection: InboundConnection = { port, facts, policy };
     const opaque = policy.protocol === "opaque" || options.opaquePorts.has(port);
-    const detection = await detectProtocol(socket, { timeoutMs: options.detectTimeoutMs, opaque });
+    // Over mTLS the client's proxy said what it speaks (ALPN); only plaintext needs detection.
+    const alpn = socket instanceof tls.TLSSocket ? socket.alpnProtocol : false;
+    const detection =
+      !opaque && alpn === "h2"
+        ? { protocol: "h2" as const, unshifted: true, buffered: Buffer.alloc(0) }
+        : !opaque && alpn === "http/1.1"
+          ? { protocol: "http1" as const, unshifted: true, buffered: Buffer.alloc(0) }
+          : await detectProtocol(socket, { timeoutMs: options.detectTimeoutMs, opaque });
     if (socket.destroyed) return;
     switch (detection.protocol) {
       case "h2":

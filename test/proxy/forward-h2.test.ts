@@ -179,6 +179,7 @@ function grpcFrame(payload: Buffer): Buffer {
 
 test("the proxy enforces grpc-timeout itself: trailers-only DEADLINE_EXCEEDED, upstream cancelled", async () => {
   const cancelled = echo.hangCancelled();
+  const outcomesBefore = proxy.outcomes.length;
   const r = await raw(
     proxy.port,
     { ":method": "POST", ":path": "/test.Echo/Hang", "content-type": "application/grpc", te: "trailers", "grpc-timeout": "200m" },
@@ -189,6 +190,8 @@ test("the proxy enforces grpc-timeout itself: trailers-only DEADLINE_EXCEEDED, u
   assert.equal(r.endStream, true, "trailers-only");
   await within(cancelled, 5000, "the server to see the cancellation");
   assert.ok(proxy.results.some((x) => x.error === "DEADLINE_EXCEEDED" && x.grpcStatus === 4));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(proxy.outcomes.slice(outcomesBefore), [`${echo.port}:done:false`], "the balancer hears of it once");
 });
 
 test("connect failures are retried on another endpoint; with none left gRPC gets UNAVAILABLE and HTTP a 502", async () => {

@@ -28,15 +28,19 @@ test(
     t.after(() => dashboard.close());
 
     const profile = await mkdtemp(join(tmpdir(), "tether-viz-chromium-"));
-    t.after(() => rm(profile, { recursive: true, force: true }));
+    let browser: BrowserContext | undefined;
+    // Close the browser before removing its profile (it writes there until it exits).
+    t.after(async () => {
+      await browser?.close();
+      await rm(profile, { recursive: true, force: true });
+    });
     // A fresh profile per run (playwright passes it as --user-data-dir).
-    const browser: BrowserContext = await chromium.launchPersistentContext(profile, {
+    browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       timeout: 30_000,
       viewport: { width: 1440, height: 1100 },
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     });
-    t.after(() => browser.close());
     const page = browser.pages()[0] ?? (await browser.newPage());
     const consoleErrors: string[] = [];
     page.on("console", (m) => void (m.type() === "error" && consoleErrors.push(m.text())));

@@ -43,3 +43,12 @@ test("dashboard API: state with per-pod figures, edges, certificates and denials
   assert.equal((await fetch(`${dashboard.url}static/../../stat.ts`)).status, 404);
   assert.equal((await fetch(dashboard.url, { method: "POST" })).status, 405);
 });
+
+test("dashboard reports a source that fails (a missing targets file) instead of going blank", { timeout: 20_000 }, async (t) => {
+  const dashboard = await startDashboard({ source: openSource({ targets: "/nonexistent/targets.json", windowMs: 60_000 }), intervalMs: 60_000, logger: pino({ level: "silent" }) });
+  t.after(() => dashboard.close());
+  await dashboard.pollNow();
+  const state = (await (await fetch(`${dashboard.url}api/state`)).json()) as { error?: string; points: unknown[] };
+  assert.match(state.error ?? "", /cannot read the targets file \/nonexistent\/targets\.json/);
+  assert.equal(state.points.length, 0);
+});

@@ -120,7 +120,7 @@ test("the Prometheus source turns increase() and gauge queries into the same fig
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "success", data: { resultType: "vector", result } }));
   });
   await new Promise<void>((r) => prom.listen(0, "127.0.0.1", r));
-  t.after(() => new Promise<void>((r) => prom.close(() => r())));
+  t.after(() => new Promise<void>((r) => { prom.closeAllConnections(); prom.close(() => r()); }));
   const url = `http://127.0.0.1:${(prom.address() as AddressInfo).port}`;
   const source = openSource({ prometheus: url, namespace: "demo", windowMs: 10_000 });
   assert.equal(source.needsPriming, false);

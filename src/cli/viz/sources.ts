@@ -39,7 +39,12 @@ export function scrapeSource(options: ScrapeSourceOptions): WindowSource {
           const { adminUrl: _url, ...pod } = target;
           try {
             const text = await options.targets.fetchMetrics(target, timeoutMs);
-            return { pod, at: now(), exposition: parsePrometheusText(text) };
+            const exposition = parsePrometheusText(text);
+            // A wrong port or a proxy in front answering HTML: say so rather than show zeros.
+            if (exposition.samples.length === 0 && exposition.badLineCount > 0) {
+              return { pod, at: now(), error: `${target.adminUrl} did not answer Prometheus text (first line: ${JSON.stringify(exposition.badLines[0]?.slice(0, 60))})` };
+            }
+            return { pod, at: now(), exposition };
           } catch (err) {
             return { pod, at: now(), error: `cannot scrape ${target.adminUrl}: ${(err as Error).message}` };
           }

@@ -86,16 +86,20 @@ export async function forwardH2(
     if (deadline) clock.clearTimeout(deadline);
   });
 
-  // Acquire a session, moving to another endpoint while failures are retryable.
-  let upstream: Upstream | undefined;
-  let session: ClientHttp2Session | undefined;
+  // Open the upstream stream, moving to another endpoint while failures are retryable (nothing
+  // of the request has been sent at any of these points).
+  let out = forwardableHeaders(headers);
+  if (options.requestHeaders) out = options.requestHeaders(out);
+  let chosen: Upstream | undefined;
+  let req: ClientHttp2Stream | undefined;
   const maxAttempts = options.maxAttempts ?? 3;
-  while (!session) {
+  while (!req) {
     if (stream.closed || result.error) {
       await closed;
       return result;
     }
     result.attempts++;
+    let upstream: Upstream;
     try {
       upstream = options.choose(headers, result.attempts - 1);
     } catch (err) {
@@ -103,53 +107,47 @@ export async function forwardH2(
       await closed;
       return result;
     }
+    let failure: unknown;
     try {
-      session = await upstream.session();
+      const session = await upstream.session();
+      if (stream.closed || result.error) {
+        upstream.cancel();
+        continue; // the loop head answers
+      }
+      req = session.request(out, { waitForTrailers: true });
+      chosen = upstream;
+      break;
     } catch (err) {
-      const retryable = err instanceof UpstreamError && err.retryable;
-      // Only a failed connection is the endpoint's fault (backoff); e.g. having no certificate of our own is not.
-      if (retryable) upstream.failed();
-      else upstream.cancel();
-      if (retryable && result.attempts < maxAttempts && !result.error) continue;
-      if (!result.error) fail(stream, grpc, err, result);
-      await closed;
-      return result;
+      // session.request throws when the session began closing after the pool handed it out.
+      failure = err instanceof UpstreamError ? err : new UpstreamError("UPSTREAM_CONNECT_FAILED", `upstream session unusable: ${errorMessage(err)}`, true, { cause: err });
     }
-  }
-  const chosen = upstream!;
-  if (stream.closed || result.error) {
-    chosen.cancel();
+    const retryable = failure instanceof UpstreamError && failure.retryable;
+    // Only a failed connection is the endpoint's fault (backoff); e.g. having no certificate of our own is not.
+    if (retryable) upstream.failed();
+    else upstream.cancel();
+    if (retryable && result.attempts < maxAttempts && !result.error) continue;
+    if (!result.error) fail(stream, grpc, failure, result);
     await closed;
     return result;
   }
-
-  let out = forwardableHeaders(headers);
-  if (options.requestHeaders) out = options.requestHeaders(out);
-  let req: ClientHttp2Stream;
-  try {
-    req = session.request(out, { waitForTrailers: true });
-  } catch (err) {
-    // The session started going away between the pool check and now: nothing was sent.
-    chosen.cancel();
-    fail(stream, grpc, new UpstreamError("UPSTREAM_CONNECT_FAILED", `upstream session unusable: ${errorMessage(err)}`, true), result);
-    await closed;
-    return result;
-  }
+  const upstreamChosen = chosen!;
   req.on("error", () => {}); // resets surface through 'close' with rstCode
 
   req.on("wantTrailers", () => req.sendTrailers(requestTrailers ? forwardableHeaders(requestTrailers) : {}));
   stream.pipe(req);
 
-  let responded = false;
+  let settled = false;
   let overrideTrailers: OutgoingHttpHeaders | undefined;
   let responseTrailers: IncomingHttpHeaders | undefined;
+  /** Tells the balancer once: at the response headers, or when the stream ends without any. */
   const settle = (ok: boolean) => {
+    if (settled) return;
+    settled = true;
     result.latencyMs = clock.now() - start;
-    chosen.done({ ok, latencyMs: result.latencyMs });
+    upstreamChosen.done({ ok, latencyMs: result.latencyMs });
   };
 
   req.once("response", (h: IncomingHttpHeaders, flags: number) => {
-    responded = true;
     const status = Number(h[":status"]);
     const grpcStatus = grpcStatusOf(h);
     settle(status < 500 && grpcStatus !== GrpcStatus.UNAVAILABLE);
@@ -173,7 +171,7 @@ export async function forwardH2(
 
   onDeadline = () => {
     req.close(NGHTTP2_CANCEL);
-    if (!responded) settle(false);
+    settle(false);
     if (!stream.headersSent) return respondDeadline();
     // Response already started: end it with a DEADLINE_EXCEEDED status in the trailers.
     result.error = "DEADLINE_EXCEEDED";
@@ -185,7 +183,7 @@ export async function forwardH2(
 
   req.once("close", () => {
     const code = req.rstCode ?? NGHTTP2_NO_ERROR;
-    if (!responded) settle(false);
+    settle(false);
     if (stream.closed || result.error === "DEADLINE_EXCEEDED") return;
     if (code !== NGHTTP2_NO_ERROR || !req.readableEnded) {
       // The upstream reset (or vanished): tell the client the same way.

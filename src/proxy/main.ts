@@ -1,0 +1,182 @@
+/**
+ * Assembles a running proxy from its configuration: the identity agent and TLS contexts, the
+ * control-plane streams (discovery, policy) over mTLS with the proxy's own identity, the inbound
+ * and outbound listeners, and the admin server. SIGTERM and POST /shutdown drain the same way.
+ */
+import { readFile } from "node:fs/promises";
+import type net from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { pino, type Logger } from "pino";
+import { DestinationService, InboundPoliciesService, type DestinationUpdate, type InboundServer } from "../api/index.js";
+import { createCertifyClient } from "../api/identity-client.js";
+import { CertificateAgent } from "../identity/agent.js";
+import { systemClock, type Clock } from "../identity/clock.js";
+import { errorMessage } from "../identity/errors.js";
+import { AgentCertificateProvider, mtlsChannelCredentials, mtlsChannelOptions } from "../identity/grpc-credentials.js";
+import { toDnsName } from "../identity/names.js";
+import type { Credentials } from "../identity/tls.js";
+import { startAdminServer, type AdminServer } from "./admin.js";
+import type { ProxyConfig } from "./config.js";
+import { DestinationCache } from "./destinations.js";
+import { InboundPolicyCache } from "./inbound-policies.js";
+import { InboundProxy } from "./inbound.js";
+import { createProxyMetrics, type ProxyMetrics } from "./metrics.js";
+import { originalDestination, type OriginalDestination } from "./original-dst.js";
+import { OutboundProxy } from "./outbound.js";
+import { TlsContexts } from "./tls-contexts.js";
+import type { StreamHandlers, Subscribe } from "./watch-stream.js";
+
+export interface ProxyDeps {
+  clock?: Clock;
+  logger?: Logger;
+  /** Defaults to SO_ORIGINAL_DST; loopback tests map connections themselves. */
+  originalDestination?: (socket: net.Socket) => OriginalDestination;
+  /** Called once the proxy has drained after a shutdown request (default: process.exit(0)). */
+  onDrained?: () => void;
+}
+
+export interface RunningProxy {
+  inboundPort: number;
+  outboundPort: number;
+  adminPort: number;
+  metrics: ProxyMetrics;
+  contexts: TlsContexts;
+  agent: CertificateAgent;
+  shutdown(): Promise<void>;
+}
+
+const CONTROL_PLANE_BACKOFF = { initialMs: 250, maxMs: 10_000 };
+const DRAIN_GRACE_MS = 10_000;
+
+/** Adapts a gRPC server stream to the WatchStream contract. */
+function grpcSubscribe<T>(open: () => grpc.ClientReadableStream<T>): Subscribe<T> {
+  return (handlers: StreamHandlers<T>) => {
+    const call = open();
+    call.on("data", (message: T) => handlers.onMessage(message));
+    call.on("error", (err: Error) => handlers.onError(err));
+    call.on("end", () => handlers.onEnd());
+    return () => call.cancel();
+  };
+}
+
+export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Promise<RunningProxy> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? pino({ level: config.logLevel, base: { component: "proxy", pod: `${config.podNamespace}/${config.podName}` } });
+  const anchorsPem = await readFile(config.trustAnchorsFile, "utf8");
+  const metrics = createProxyMetrics({ pod: config.podName, namespace: config.podNamespace, workload: config.workload });
+  const contexts = new TlsContexts(anchorsPem, clock);
+
+  const certifyClient = createCertifyClient({
+    address: config.identityAddr,
+    anchorsPem,
+    serverName: toDnsName(config.identityServerName),
+  });
+  const agent = new CertificateAgent({
+    identity: config.identity,
+    tokenFile: config.tokenFile,
+    clock,
+    logger: logger.child({ part: "identity" }),
+    certify: async (req) => {
+      try {
+        const result = await certifyClient.certify(req);
+        metrics.certRefreshes.inc({ result: "ok" });
+        return result;
+      } catch (err) {
+        metrics.certRefreshes.inc({ result: "error" });
+        throw err;
+      }
+    },
+  });
+  agent.on("certificate", (creds: Credentials) => {
+    contexts.install(creds);
+    metrics.certExpiry.set(creds.notAfter / 1000);
+    logger.info({ identity: creds.dnsName, notAfter: new Date(creds.notAfter).toISOString() }, "new certificate installed");
+  });
+  agent.on("expired", () => logger.error("certificate expired and no new one could be obtained: meshed traffic refused until the CA answers"));
+
+  const provider = new AgentCertificateProvider(agent, anchorsPem);
+  const controllerName = toDnsName(config.controllerServerName);
+  const channelCredentials = mtlsChannelCredentials(provider, controllerName);
+  const destinationClient = new DestinationService(config.destinationAddr, channelCredentials, mtlsChannelOptions(controllerName));
+  const policyClient = new InboundPoliciesService(config.policyAddr, channelCredentials, mtlsChannelOptions(controllerName));
+  const contextToken = `${config.podNamespace}/${config.podName}`;
+
+  const destinations = new DestinationCache({
+    subscribe: (path) =>
+      grpcSubscribe<DestinationUpdate>(() => (destinationClient as any).Get({ path, contextToken })),
+    clock,
+    idleMs: 60_000,
+    backoff: CONTROL_PLANE_BACKOFF,
+    onDisconnect: (path, err) => logger.warn({ path, err: err ? errorMessage(err) : "stream ended" }, "discovery stream lost: serving the last known endpoints"),
+  });
+  const policies = new InboundPolicyCache({
+    subscribe: (port) =>
+      grpcSubscribe<InboundServer>(() => (policyClient as any).WatchPort({ workload: contextToken, port })),
+    clock,
+    backoff: CONTROL_PLANE_BACKOFF,
+    onUpdate: (port, server) => logger.info({ port, server: server.name }, "inbound policy updated"),
+    onDisconnect: (port, err) => logger.warn({ port, err: err ? errorMessage(err) : "stream ended" }, "policy stream lost: keeping the last policy"),
+  });
+  for (const port of config.inboundPorts) policies.watch(port);
+
+  const findOriginal = deps.originalDestination ?? originalDestination;
+  const common = {
+    contexts,
+    metrics,
+    clock,
+    opaquePorts: config.opaquePorts,
+    detectTimeoutMs: config.detectTimeoutMs,
+    controlPlaneWaitMs: config.controlPlaneWaitMs,
+    originalDestination: findOriginal,
+  };
+  const inbound = new InboundProxy({
+    ...common,
+    listen: { host: "0.0.0.0", port: config.inboundPort },
+    policies,
+    logger: logger.child({ direction: "inbound" }),
+    appHost: "127.0.0.1",
+  });
+  const outbound = new OutboundProxy({
+    ...common,
+    listen: { host: "127.0.0.1", port: config.outboundPort },
+    destinations,
+    balancer: config.balancer,
+    logger: logger.child({ direction: "outbound" }),
+  });
+  const inboundPort = await inbound.listen();
+  const outboundPort = await outbound.listen();
+
+  let draining: Promise<void> | undefined;
+  let admin: AdminServer | undefined;
+  const shutdown = (): Promise<void> => {
+    draining ??= (async () => {
+      logger.info("draining: no new connections; finishing in-flight requests");
+      await Promise.all([inbound.drain(DRAIN_GRACE_MS), outbound.drain(DRAIN_GRACE_MS)]);
+      agent.stop();
+      destinations.close();
+      policies.close();
+      certifyClient.close();
+      destinationClient.close();
+      policyClient.close();
+      await admin?.close();
+      logger.info("drained");
+      (deps.onDrained ?? (() => process.exit(0)))();
+    })();
+    return draining;
+  };
+  admin = await startAdminServer({
+    host: config.adminHost,
+    port: config.adminPort,
+    registry: metrics.registry,
+    notReadyReason: () => {
+      if (draining) return "draining";
+      if (!contexts.current()) return "no valid certificate yet";
+      if (!policies.allReceived()) return "waiting for inbound policy from the control plane";
+      return undefined;
+    },
+    shutdown: () => void shutdown(),
+  });
+  agent.start();
+  logger.info({ inboundPort, outboundPort, adminPort: admin.port, identity: toDnsName(config.identity) }, "proxy started");
+  return { inboundPort, outboundPort, adminPort: admin.port, metrics, contexts, agent, shutdown };
+}
