@@ -12,6 +12,7 @@ import { registerProxyCommands } from "./proxy.js";
 import { registerProxyRunCommands } from "./proxy-run.js";
 import { registerInstallCommands } from "./install.js";
 import { registerLocalCommands } from "./local.js";
+import { registerLocalMeshCommands } from "./local-mesh.js";
 import { registerStatCommands } from "./stat.js";
 
 const program = new Command("tether")
@@ -28,6 +29,7 @@ registerProxyCommands(program);
 registerProxyRunCommands(program);
 registerInstallCommands(program);
 registerLocalCommands(program);
+registerLocalMeshCommands(program);
 registerStatCommands(program);
 
 try {

@@ -68,6 +68,8 @@ export async function startEchoServer(options: EchoServerOptions): Promise<{ por
 export interface CallRecord {
   /** Milliseconds since the run started, when the call began. */
   startMs: number;
+  /** Wall-clock time (epoch ms) when the call began, to line calls up with events elsewhere. */
+  atMs: number;
   latencyMs: number;
   replica: string | undefined;
   /** gRPC status code (0 = OK). */
@@ -105,6 +107,7 @@ export async function runEchoClient(options: EchoClientOptions): Promise<CallRec
         (err, reply) => {
           const record: CallRecord = {
             startMs: t0 - started,
+            atMs: Date.now() - (performance.now() - t0),
             latencyMs: performance.now() - t0,
             replica: reply?.replica,
             code: err ? err.code : 0,

@@ -1,0 +1,81 @@
+/**
+ * Reads V8 CPU profiles (`node --cpu-prof`) of the proxy children and lists where the time went:
+ * self time by function (what to optimise) and inclusive time of the project's own functions
+ * (which of tether's code paths pays for it).
+ */
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  hitCount?: number;
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+}
+
+export interface HotSpot {
+  frame: string;
+  /** Share of all samples, 0-100. */
+  percent: number;
+}
+
+function frameName(cf: CallFrame, root: string): string {
+  const file = cf.url.replace(/^file:\/\//, "").replace(root, "").replace(/^.*\/node_modules\//, "npm:");
+  return `${cf.functionName || "(anonymous)"} ${file || "(native)"}${file ? `:${cf.lineNumber + 1}` : ""}`;
+}
+
+/** Self and inclusive sample shares of one profile; `root` is stripped from file paths. */
+export function analyse(profile: CpuProfile, root: string, top: number): { self: HotSpot[]; projectInclusive: HotSpot[]; busyPercent: number } {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const total = profile.nodes.reduce((s, n) => s + (n.hitCount ?? 0), 0) || 1;
+  const idle = profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").reduce((s, n) => s + (n.hitCount ?? 0), 0);
+  const self = new Map<string, number>();
+  for (const n of profile.nodes) {
+    if (!n.hitCount || n.callFrame.functionName === "(idle)") continue;
+    const name = frameName(n.callFrame, root);
+    self.set(name, (self.get(name) ?? 0) + n.hitCount);
+  }
+  // Inclusive: every frame on a sample's stack counts once per sample (recursion is not double-counted).
+  const inclusive = new Map<string, number>();
+  const walk = (id: number, onStack: Set<string>): number => {
+    const node = byId.get(id)!;
+    const name = frameName(node.callFrame, root);
+    const fresh = !onStack.has(name);
+    if (fresh) onStack.add(name);
+    let hits = node.hitCount ?? 0;
+    for (const child of node.children ?? []) hits += walk(child, onStack);
+    if (fresh) {
+      onStack.delete(name);
+      if (node.callFrame.url.includes("/src/")) inclusive.set(name, (inclusive.get(name) ?? 0) + hits);
+    }
+    return hits;
+  };
+  const rootNode = profile.nodes.find((n) => !profile.nodes.some((m) => m.children?.includes(n.id)));
+  if (rootNode) walk(rootNode.id, new Set());
+  const busy = total - idle || 1;
+  const rank = (m: Map<string, number>) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([frame, hits]) => ({ frame, percent: (100 * hits) / busy }));
+  return { self: rank(self), projectInclusive: rank(inclusive), busyPercent: (100 * busy) / total };
+}
+
+/** Profiles written in `dir` (one per process that exited cleanly). */
+export async function readProfiles(dir: string): Promise<{ file: string; profile: CpuProfile }[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile"));
+  return Promise.all(files.map(async (file) => ({ file, profile: JSON.parse(await readFile(join(dir, file), "utf8")) as CpuProfile })));
+}

@@ -1,0 +1,81 @@
+/**
+ * `tether local up` and `tether local demo` (the local mesh and its experiments), and
+ * `tether local app …`, the demo workload the pods run.
+ */
+import { join } from "node:path";
+import type { Command } from "commander";
+import { requireRoot } from "../local/command.js";
+import { runEchoClient, startEchoServer } from "../local/demo/echo.js";
+import { runDemo, startDemoMesh } from "../local/demo/scenario.js";
+import { localLogger } from "../local/log.js";
+import { DEFAULT_INSTANCE, DEFAULT_STATE_DIR } from "../local/names.js";
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`"${value}" is not a whole number`);
+  return n;
+}
+
+export function registerLocalMeshCommands(program: Command): void {
+  const local =
+    (program.commands.find((c) => c.name() === "local") as Command | undefined) ??
+    program.command("local").description("run the mesh on this Linux machine, pods as network namespaces (needs root)");
+
+  const app = local.command("app").description("the demo workload run inside local pods (knows nothing of the mesh)");
+  app
+    .command("echo-server")
+    .description("gRPC server answering with its replica name; delay in ms read live from a file")
+    .option("--port <port>", "port to listen on", positiveInt, 50051)
+    .option("--name <name>", "replica name (default: $TETHER_LOCAL_POD)")
+    .option("--delay-file <file>", "file holding the delay in ms (default: $TETHER_LOCAL_POD_DIR/delay)")
+    .action(async (opts: { port: number; name?: string; delayFile?: string }) => {
+      const replica = opts.name ?? process.env.TETHER_LOCAL_POD ?? "echo";
+      const podDir = process.env.TETHER_LOCAL_POD_DIR;
+      const delayFile = opts.delayFile ?? (podDir ? join(podDir, "delay") : undefined);
+      const server = await startEchoServer({ replica, host: "0.0.0.0", port: opts.port, ...(delayFile ? { delayFile } : {}) });
+      console.log(`echo server ${replica} on :${server.port}`);
+      const stop = () => void server.close().then(() => process.exit(0));
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    });
+  app
+    .command("echo-client")
+    .description("make gRPC calls and print one JSON record per call")
+    .requiredOption("--target <host:port>", "where to call (a Service VIP and port)")
+    .option("--calls <n>", "number of calls", positiveInt, 100)
+    .option("--concurrency <n>", "calls in flight", positiveInt, 1)
+    .option("--interval-ms <ms>", "pause between one worker's calls", positiveInt, 0)
+    .option("--deadline-ms <ms>", "per-call deadline", positiveInt, 5000)
+    .action(async (opts: { target: string; calls: number; concurrency: number; intervalMs: number; deadlineMs: number }) => {
+      const records = await runEchoClient(opts);
+      process.stdout.write(records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    });
+
+  local
+    .command("demo")
+    .description("bring up the local mesh with a small gRPC app, run experiments 1-5 and print what was measured")
+    .option("--state-dir <dir>", "state folder", DEFAULT_STATE_DIR)
+    .option("--instance <name>", "bridge name and prefix of everything created", DEFAULT_INSTANCE)
+    .option("--calls <n>", "calls per experiment", positiveInt, 3000)
+    .option("--keep", "leave the mesh running afterwards (stop with: tether local down)")
+    .action(async (opts: { stateDir: string; instance: string; calls: number; keep?: boolean }) => {
+      requireRoot("tether local demo");
+      const ok = await runDemo({ stateDir: opts.stateDir, instance: opts.instance, calls: opts.calls, keep: opts.keep === true, logger: localLogger() });
+      process.exitCode = ok ? 0 : 1;
+    });
+
+  local
+    .command("up")
+    .description("run the local mesh with the demo app (client, 3 echo replicas) and the dashboard until interrupted")
+    .option("--state-dir <dir>", "state folder", DEFAULT_STATE_DIR)
+    .option("--instance <name>", "bridge name and prefix of everything created", DEFAULT_INSTANCE)
+    .option("--dashboard-port <port>", "dashboard port on 127.0.0.1", positiveInt, 50750)
+    .action(async (opts: { stateDir: string; instance: string; dashboardPort: number }) => {
+      requireRoot("tether local up");
+      const running = await startDemoMesh({ stateDir: opts.stateDir, instance: opts.instance, logger: localLogger(), dashboardPort: opts.dashboardPort, traffic: true });
+      console.log(`local mesh up: ${running.mesh.pods.size} pods; dashboard ${running.dashboardUrl}; stop with Ctrl-C (or: tether local down)`);
+      const stop = () => void running.stop().then(() => process.exit(0));
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    });
+}
