@@ -15,33 +15,18 @@
  *   --profile  tether only, proxies under `node --cpu-prof`: prints the hot spots (the figures of
  *              that run carry the profiler's overhead and are not the benchmark's)
  */
-import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { once } from "node:events";
-import { pino } from "pino";
-import { createCertifyClient } from "../src/api/identity-client.js";
-import { bootstrapCa } from "../src/ca/bootstrap.js";
-import { startIdentityCa, type IdentityCa } from "../src/ca/server.js";
-import { jwksTokenValidator } from "../src/ca/tokens.js";
-import { CertificateAgent } from "../src/identity/agent.js";
-import { systemClock } from "../src/identity/clock.js";
-import { toDnsName, workloadIdentity } from "../src/identity/names.js";
-import type { Credentials } from "../src/identity/tls.js";
-import { ServiceAccountTokenIssuer } from "../src/local/service-account-tokens.js";
-import type { ChildConfig } from "./_proxy-child.js";
-import { haproxyAConfig, haproxyBConfig, type HaproxyPair } from "./_proxy-haproxy.js";
 import { runLoad, writeGrpcBody, type LoadResult, type LoadShape } from "./_proxy-h2load.js";
 import { analyse, readProfiles } from "./_proxy-profile.js";
-import { Children, freePort, sampleProc, waitForPort, type Started } from "./_proxy-procs.js";
+import { Children, sampleProc, type Started } from "./_proxy-procs.js";
+import { startTopology, type Topology } from "./_proxy-topology.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..") + "/";
-const NAMESPACE = "bench";
-const SERVICE = { address: "10.96.0.10", port: 50051 };
 const RATE = { clients: 10, perClientRps: 100 }; // 1000 req/s
 const SATURATION = { clients: 16, streams: 16 };
 const GOALS = { addedP99Ms: 1, throughputVsHaproxy: 0.5, rssMb: 60 };
@@ -64,27 +49,6 @@ interface PathFigures {
 
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
 
-async function issueCredentials(ca: IdentityCa, anchorsPem: string, tokens: ServiceAccountTokenIssuer, dir: string, sa: string): Promise<Credentials> {
-  const tokenFile = join(dir, `token-${sa}`);
-  await writeFile(tokenFile, await tokens.mint({ namespace: NAMESPACE, serviceAccount: sa }));
-  const client = createCertifyClient({ address: ca.address, anchorsPem, serverName: ca.serverName });
-  const agent = new CertificateAgent({ identity: workloadIdentity(sa, NAMESPACE), tokenFile, certify: (req) => client.certify(req), clock: systemClock });
-  try {
-    const got = once(agent, "certificate") as Promise<[Credentials]>;
-    agent.start();
-    return (await got)[0];
-  } finally {
-    agent.stop();
-    client.close();
-  }
-}
-
-function checkHaproxyConfig(path: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    execFile("haproxy", ["-c", "-q", "-f", path], (err, stdout, stderr) => (err ? reject(new Error(`haproxy rejects ${path}: ${stderr || stdout}`)) : resolve())),
-  );
-}
-
 export async function run(args: string[]): Promise<void> {
   const quick = args.includes("--quick");
   const profile = args.includes("--profile");
@@ -103,82 +67,15 @@ export async function run(args: string[]): Promise<void> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   process.once("exit", onExit);
-  let ca: IdentityCa | undefined;
+  let topology: Topology | undefined;
   try {
-    // A real identity CA; every certificate below (tether's and HAProxy's) comes from it.
-    const paths = await bootstrapCa({ dir: join(dir, "ca"), trustDomain: "cluster.local" });
-    const anchorsPem = await readFile(paths.anchorsPath, "utf8");
-    const tokens = await ServiceAccountTokenIssuer.create();
-    ca = await startIdentityCa({
-      issuerDir: paths.issuerDir,
-      anchorsPath: paths.anchorsPath,
-      trustDomain: "cluster.local",
-      lifetimeMs: 24 * 3600 * 1000,
-      clockSkewMs: 20_000,
-      tokenValidator: jwksTokenValidator({ jwks: tokens.jwks(), issuer: tokens.issuer }),
-      listen: { host: "127.0.0.1", port: 0 },
-      clock: systemClock,
-      logger: pino({ level: "silent" }),
-    });
-    const caRef = { address: ca.address, serverName: ca.serverName, anchorsPath: paths.anchorsPath };
-
-    const node = (script: string, nodeFlags: string[] = [], extra: string[] = []) => [...nodeFlags, "--import", "tsx", join(here, script), ...extra];
-    const server = await children.start("server", process.execPath, node("_proxy-server.ts"), { announcesPort: true });
-
-    // tether: inbound in front of the server, outbound pointing at it through static discovery.
-    const profFlags = profile ? (await mkdir(profDir, { recursive: true }), ["--cpu-prof", `--cpu-prof-dir=${profDir}`]) : [];
-    const child = async (name: string, config: Omit<ChildConfig, "tokenFile" | "ca" | "namespace">): Promise<Started> => {
-      const tokenFile = join(dir, `token-${config.serviceAccount}`);
-      await writeFile(tokenFile, await tokens.mint({ namespace: NAMESPACE, serviceAccount: config.serviceAccount }));
-      const full: ChildConfig = { ...config, tokenFile, ca: caRef, namespace: NAMESPACE };
-      return children.start(name, process.execPath, node("_proxy-child.ts", profFlags, [JSON.stringify(full)]), { announcesPort: true });
-    };
-    const inbound = await child("tether-inbound", { direction: "inbound", serviceAccount: "echo", appPort: server.port });
-    const outbound = await child("tether-outbound", {
-      direction: "outbound",
-      serviceAccount: "client",
-      service: SERVICE,
-      endpoint: { port: inbound.port, identity: toDnsName(workloadIdentity("echo", NAMESPACE)) },
-    });
-
+    if (profile) await mkdir(profDir, { recursive: true });
+    topology = await startTopology({ dir, children, withHaproxy: !profile, nodeFlags: profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [] });
+    const { server, outbound, inbound, haproxy } = topology;
     const paths3: { name: string; port: number; procs: Started[] }[] = [];
-    if (!profile) {
-      // HAProxy: same CA, same kind of keys; B's identity name plays the role of tether's SNI.
-      const [aCreds, bCreds] = [
-        await issueCredentials(ca, anchorsPem, tokens, dir, "haproxy-a"),
-        await issueCredentials(ca, anchorsPem, tokens, dir, "haproxy-b"),
-      ];
-      const pair: HaproxyPair = {
-        aPort: await freePort(),
-        bPort: await freePort(),
-        serverPort: server.port,
-        anchorsPath: paths.anchorsPath,
-        aPemPath: join(dir, "haproxy-a.pem"),
-        bPemPath: join(dir, "haproxy-b.pem"),
-        bName: bCreds.dnsName,
-      };
-      await writeFile(pair.aPemPath, aCreds.certChainPem + aCreds.keyPem, { mode: 0o600 });
-      await writeFile(pair.bPemPath, bCreds.certChainPem + bCreds.keyPem, { mode: 0o600 });
-      const starts: Started[] = [];
-      for (const [name, config, port] of [
-        ["haproxy-b", haproxyBConfig(pair), pair.bPort],
-        ["haproxy-a", haproxyAConfig(pair), pair.aPort],
-      ] as const) {
-        const cfg = join(dir, `${name}.cfg`);
-        await writeFile(cfg, config);
-        await checkHaproxyConfig(cfg);
-        const started = await children.start(name, "haproxy", ["-db", "-f", cfg], { announcesPort: false });
-        await waitForPort(port, 5000, children.process(name)).catch((err: Error) => {
-          throw new Error(`${name}: ${err.message}; stderr: ${children.stderrOf(name)}`);
-        });
-        starts.push({ ...started, port });
-      }
-      paths3.push({ name: "direct", port: server.port, procs: [] });
-      paths3.push({ name: "tether", port: outbound.port, procs: [outbound, inbound] });
-      paths3.push({ name: "haproxy", port: pair.aPort, procs: [starts[1]!, starts[0]!] });
-    } else {
-      paths3.push({ name: "tether", port: outbound.port, procs: [outbound, inbound] });
-    }
+    if (haproxy) paths3.push({ name: "direct", port: server.port, procs: [] });
+    paths3.push({ name: "tether", port: outbound.port, procs: [outbound, inbound] });
+    if (haproxy) paths3.push({ name: "haproxy", port: haproxy.a.port, procs: [haproxy.a, haproxy.b] });
 
     const body = await writeGrpcBody(dir);
     const load = (port: number, shape: LoadShape, tag: string) =>
@@ -217,7 +114,7 @@ export async function run(args: string[]): Promise<void> {
   } finally {
     stopLoad?.();
     await children.stopAll();
-    await ca?.close();
+    await topology?.close();
     await rm(dir, { recursive: true, force: true });
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -201,7 +201,7 @@ export class LocalMesh {
       ],
       { logName: "controller", logGroup: "control-plane" },
     );
-    await waitFor("the controller ready", () => httpOk(`http://127.0.0.1:${CONTROLLER_ADMIN_PORT}/ready`), 60_000);
+    await waitFor("the controller ready", () => httpOk(`http://${gw}:${CONTROLLER_ADMIN_PORT}/ready`), 60_000);
     this.log.info({ identity: this.identityAddr }, "control plane ready");
   }
 
@@ -402,11 +402,11 @@ export class LocalMesh {
     await writeAtomic(join(this.options.stateDir, "targets.json"), JSON.stringify({ targets }, null, 2));
   }
 
-  /** Runs a command in a pod to completion and returns its stdout. */
-  run(podName: string, argv: string[]): Promise<string> {
+  /** Runs a command in a pod to completion (at most `timeoutMs`) and returns its stdout. */
+  run(podName: string, argv: string[], timeoutMs = 300_000): Promise<string> {
     const pod = this.pods.get(podName);
     if (!pod) throw new LocalMeshError("LOCAL_POD_UNKNOWN", `no pod named ${podName}`);
-    return this.substrate.run(pod.netns, argv);
+    return this.substrate.run(pod.netns, argv, { timeoutMs });
   }
 
   /** Replaces the issuer with a new one from the same anchor (the CA hot-reloads it). */

@@ -108,7 +108,11 @@ export function exec(pod: Pod, argv: readonly string[], options: Omit<SpawnOptio
  * Runs a short command to completion inside the pod (e.g. `tether proxy-init`), as root or
  * `uid`, and returns its stdout; fails on non-zero exit.
  */
-export function runIn(pod: Pod, argv: readonly string[], options: { uid?: number; input?: string } = {}): Promise<string> {
+export function runIn(pod: Pod, argv: readonly string[], options: { uid?: number; input?: string; timeoutMs?: number } = {}): Promise<string> {
   const full = wrapArgv(argv, options.uid === undefined ? {} : { uid: options.uid });
-  return run(full, { netns: pod.netns, ...(options.input !== undefined ? { input: options.input } : {}) });
+  return run(full, {
+    netns: pod.netns,
+    ...(options.input !== undefined ? { input: options.input } : {}),
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+  });
 }

@@ -84,7 +84,7 @@ export class LocalSubstrate {
   }
 
   /** Runs a short command to completion in the pod (e.g. `tether proxy-init`). */
-  run(pod: Pod, argv: readonly string[], options?: { uid?: number; input?: string }): Promise<string> {
+  run(pod: Pod, argv: readonly string[], options?: { uid?: number; input?: string; timeoutMs?: number }): Promise<string> {
     return runIn(pod, argv, options);
   }
 

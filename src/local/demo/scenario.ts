@@ -15,7 +15,7 @@ import { toDnsName, toSpiffeId, workloadIdentity } from "../../identity/names.js
 import { startDashboard } from "../../cli/viz/dashboard.js";
 import { scrapeSource } from "../../cli/viz/sources.js";
 import { fileTargets } from "../../cli/viz/targets.js";
-import type { Logger } from "../log.js";
+import { localLogger, type Logger } from "../log.js";
 import { LocalMesh } from "../mesh.js";
 import { summarize, type CallRecord, type CallSummary } from "./echo.js";
 
@@ -25,13 +25,14 @@ const NODE = process.execPath;
 export interface DemoMeshOptions {
   stateDir: string;
   instance: string;
-  logger: Logger;
+  logger?: Logger;
   certLifetime?: string;
   dashboardPort?: number;
   /** Keep a trickle of calls flowing so the dashboard has something to show. */
   traffic?: boolean;
   /** Leave out the unmeshed baseline (plain client and replicas). */
   meshedOnly?: boolean;
+  podSubnet?: string;
 }
 
 export interface DemoMesh {
@@ -80,8 +81,9 @@ export async function startDemoMesh(options: DemoMeshOptions): Promise<DemoMesh>
   const mesh = await LocalMesh.start({
     stateDir: options.stateDir,
     instance: options.instance,
-    logger: options.logger,
+    ...(options.logger ? { logger: options.logger } : {}),
     ...(options.certLifetime ? { certLifetime: options.certLifetime } : {}),
+    ...(options.podSubnet ? { podSubnet: options.podSubnet } : {}),
   });
   try {
     await writeFile(join(mesh.clusterDir, "policy.demo.echo.yaml"), echoPolicy());
@@ -124,7 +126,7 @@ export async function startDemoMesh(options: DemoMeshOptions): Promise<DemoMesh>
       dashboard = await startDashboard({
         source: scrapeSource({ targets: fileTargets(join(options.stateDir, "targets.json")) }),
         port: options.dashboardPort,
-        logger: options.logger as never,
+        logger: (options.logger ?? localLogger("dashboard")) as never,
       });
     }
     return {
@@ -183,6 +185,8 @@ export interface Goal {
   what: string;
   measured: string;
   ok: boolean;
+  /** A wall-clock goal: the demo judges it; tests print it but do not assert it (timings belong in bench). */
+  timing?: boolean;
 }
 
 export interface DemoResults {
@@ -239,6 +243,7 @@ export async function experimentScaling(demo: DemoMesh, calls: number, results: 
       what: "a new replica gets traffic within 1 s of being ready",
       measured: first ? `${results.scaling.newReplicaFirstCallMs} ms` : "never",
       ok: first !== undefined && results.scaling.newReplicaFirstCallMs! <= 1000,
+      timing: true,
     },
   ];
 }
@@ -261,6 +266,7 @@ export async function experimentSlow(demo: DemoMesh, calls: number, results: Par
         what: "client p99 within 1.5x of the all-fast p99",
         measured: `${ewma.p99Ms.toFixed(1)} ms vs ${allFast.p99Ms.toFixed(1)} ms all-fast (round-robin ${roundRobin.p99Ms.toFixed(1)} ms)`,
         ok: ewma.p99Ms <= 1.5 * allFast.p99Ms,
+        timing: true,
       },
     ];
   } finally {
