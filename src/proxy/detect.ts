@@ -97,5 +97,7 @@ export function detectProtocol(socket: Socket, options: DetectOptions): Promise<
     socket.once("end", onEnd);
     socket.once("close", onEnd);
     socket.once("error", onEnd);
+    // A socket an earlier peek paused (e.g. the inbound TLS check) does not flow again by itself.
+    socket.resume();
   });
 }

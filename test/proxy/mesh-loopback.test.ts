@@ -222,3 +222,14 @@ test("the app sees the verified client identity, never one sent from outside", a
   });
   assert.equal(body, "client.demo.serviceaccount.identity.tether.cluster.local");
 });
+
+test("a plaintext client (no certificate) is refused with PERMISSION_DENIED by the default policy", async (t) => {
+  const f = await startCaFixture();
+  t.after(() => f.close());
+  const replica = await startReplica(f, "echo-0", allowAuthenticated("default:all-authenticated"));
+  t.after(() => replica.close());
+  // Straight to the inbound proxy, as an unmeshed pod would connect to a meshed one.
+  const records = await runEchoClient({ target: `127.0.0.1:${replica.port}`, calls: 2, concurrency: 1 });
+  assert.deepEqual(records.map((r) => r.code), [7, 7], JSON.stringify(records));
+  assert.match(records[0]!.error ?? "", /unauthenticated/);
+});
