@@ -34,7 +34,9 @@ export interface HotSpot {
 
 function frameName(cf: CallFrame, root: string): string {
   const file = cf.url.replace(/^file:\/\//, "").replace(root, "").replace(/^.*\/node_modules\//, "npm:");
-  return `${cf.functionName || "(anonymous)"} ${file || "(native)"}${file ? `:${cf.lineNumber + 1}` : ""}`;
+  // Files compiled by tsx report every function on line 1: a line number there would mislead.
+  const line = file && cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : "";
+  return `${cf.functionName || "(anonymous)"} ${file || "(native)"}${line}`;
 }
 
 /** Self and inclusive sample shares of one profile; `root` is stripped from file paths. */
@@ -59,7 +61,7 @@ export function analyse(profile: CpuProfile, root: string, top: number): { self:
     for (const child of node.children ?? []) hits += walk(child, onStack);
     if (fresh) {
       onStack.delete(name);
-      if (node.callFrame.url.includes("/src/")) inclusive.set(name, (inclusive.get(name) ?? 0) + hits);
+      if (node.callFrame.url.includes("/src/") && !node.callFrame.url.includes("/node_modules/")) inclusive.set(name, (inclusive.get(name) ?? 0) + hits);
     }
     return hits;
   };
@@ -74,8 +76,12 @@ export function analyse(profile: CpuProfile, root: string, top: number): { self:
   return { self: rank(self), projectInclusive: rank(inclusive), busyPercent: (100 * busy) / total };
 }
 
-/** Profiles written in `dir` (one per process that exited cleanly). */
-export async function readProfiles(dir: string): Promise<{ file: string; profile: CpuProfile }[]> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile"));
-  return Promise.all(files.map(async (file) => ({ file, profile: JSON.parse(await readFile(join(dir, file), "utf8")) as CpuProfile })));
+/**
+ * Main-thread profiles written in `dir` by processes that exited cleanly, with their pid. Node
+ * names them CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; other threads (tsx's module
+ * loader) are left out.
+ */
+export async function readProfiles(dir: string): Promise<{ pid: number; profile: CpuProfile }[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile") && f.split(".")[4] === "0");
+  return Promise.all(files.map(async (file) => ({ pid: Number(file.split(".")[3]), profile: JSON.parse(await readFile(join(dir, file), "utf8")) as CpuProfile })));
 }

@@ -44,8 +44,6 @@ export interface TopologyOptions {
   withHaproxy: boolean;
   /** Extra node flags for the tether proxies (e.g. --cpu-prof). */
   nodeFlags?: string[];
-  /** Run the proxies from this prebuilt JS bundle of _proxy-child.ts instead of through tsx. */
-  proxyBundle?: string;
 }
 
 async function issueCredentials(ca: IdentityCa, anchorsPem: string, tokenFile: string, sa: string): Promise<Credentials> {
@@ -100,10 +98,7 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
         ca: { address: ca.address, serverName: ca.serverName, anchorsPath: paths.anchorsPath },
         namespace: NAMESPACE,
       };
-      const args = o.proxyBundle
-        ? [...(o.nodeFlags ?? []), o.proxyBundle, JSON.stringify(full)]
-        : node("_proxy-child.ts", o.nodeFlags ?? [], [JSON.stringify(full)]);
-      return children.start(name, process.execPath, args, { announcesPort: true });
+      return children.start(name, process.execPath, node("_proxy-child.ts", o.nodeFlags ?? [], [JSON.stringify(full)]), { announcesPort: true });
     };
     const inbound = await proxy("tether-inbound", { direction: "inbound", serviceAccount: "echo", appPort: server.port });
     const outbound = await proxy("tether-outbound", {

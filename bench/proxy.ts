@@ -52,7 +52,7 @@ const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) :
 export async function run(args: string[]): Promise<void> {
   const quick = args.includes("--quick");
   const profile = args.includes("--profile");
-  const seconds = quick ? { warm: 1, rate: 5, saturation: 5 } : { warm: 3, rate: 10, saturation: 10 };
+  const seconds = quick ? { warm: 1, rate: 4, saturation: 4 } : { warm: 3, rate: 10, saturation: 10 };
   const dir = await mkdtemp(join(tmpdir(), "tether-bench-proxy-"));
   const profDir = join(dir, "profiles");
   const children = new Children();
@@ -177,11 +177,10 @@ function printTable(header: string[], rows: string[][]): void {
 }
 
 async function printProfiles(profDir: string, names: Map<number, string>): Promise<void> {
-  // Each proxy wrote its profile on exit, named CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile.
-  for (const { file, profile } of await readProfiles(profDir)) {
+  // Each proxy wrote its profile when it exited.
+  for (const { pid, profile } of await readProfiles(profDir)) {
     const { self, projectInclusive, busyPercent } = analyse(profile, root, 15);
-    const name = names.get(Number(file.split(".")[3])) ?? "";
-    console.log(`\nprofile ${name} ${file} (busy ${fmt(busyPercent, 0)}% of samples; shares below are of busy samples)`);
+    console.log(`\nprofile of ${names.get(pid) ?? pid} (busy ${fmt(busyPercent, 0)}% of samples; shares below are of busy samples)`);
     console.log("  self time:");
     for (const h of self) console.log(`    ${fmt(h.percent, 1).padStart(5)}%  ${h.frame}`);
     console.log("  inclusive time, project code:");

@@ -92,7 +92,7 @@ export const DEFAULT_BACKOFF: BackoffConfig = { initialMs: 250, maxMs: 10_000 };
 
 export const DEFAULT_PEAK_EWMA: PeakEwmaConfig = {
   defaultRttMs: 30,
-  halfLifeMs: 1_000,
+  halfLifeMs: 10_000,
   tieRatio: 1,
   tieMs: 5,
   failurePenaltyMs: 30,
