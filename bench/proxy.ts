@@ -17,7 +17,7 @@
  */
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runLoad, writeGrpcBody, type LoadResult, type LoadShape } from "./_proxy-h2load.js";
@@ -35,6 +35,8 @@ interface ProcFigures {
   name: string;
   cpuPer10kAtRate: number;
   cpuPer10kAtSaturation: number;
+  /** Resident set once started, before any load, MB. */
+  idleRssMb: number;
   /** CPU used at the fixed rate as a share of one core, %. */
   coreAtRate: number;
   peakRssMb: number;
@@ -77,10 +79,14 @@ export async function run(args: string[]): Promise<void> {
     paths3.push({ name: "tether", port: outbound.port, procs: [outbound, inbound] });
     if (haproxy) paths3.push({ name: "haproxy", port: haproxy.a.port, procs: [haproxy.a, haproxy.b] });
 
+    // Before any load: what each process costs just by running.
+    const idleRss = new Map([server, outbound, inbound, ...(haproxy ? [haproxy.a, haproxy.b] : [])].map((p) => [p.pid, sampleProc(p.pid).rssMb]));
     const body = await writeGrpcBody(dir);
     const load = (port: number, shape: LoadShape, tag: string) =>
       runLoad(`http://127.0.0.1:${port}/bench.Echo/Call`, shape, body, join(dir, `${tag}.log`), (kill) => (stopLoad = kill));
 
+    // The machine may be shared: say how busy it was, since throughput depends on it.
+    const loadBefore = loadavg()[0]!;
     const results: PathFigures[] = [];
     for (const path of paths3) {
       const watched = [...path.procs, server];
@@ -99,13 +105,14 @@ export async function run(args: string[]): Promise<void> {
           name: p.name,
           cpuPer10kAtRate: ((middle[i]!.cpuSeconds - before[i]!.cpuSeconds) / rate.succeeded) * 10_000,
           cpuPer10kAtSaturation: ((after[i]!.cpuSeconds - middle[i]!.cpuSeconds) / saturation.succeeded) * 10_000,
+          idleRssMb: idleRss.get(p.pid) ?? NaN,
           coreAtRate: (100 * (middle[i]!.cpuSeconds - before[i]!.cpuSeconds)) / seconds.rate,
           peakRssMb: after[i]!.peakRssMb,
         })),
       });
     }
 
-    printReport(results, { quick, profile, seconds });
+    printReport(results, { quick, profile, seconds, loadBefore });
     if (profile) {
       await children.stop("tether-outbound");
       await children.stop("tether-inbound");
@@ -122,11 +129,15 @@ export async function run(args: string[]): Promise<void> {
   }
 }
 
-function printReport(results: PathFigures[], o: { quick: boolean; profile: boolean; seconds: { rate: number; saturation: number } }): void {
+function printReport(
+  results: PathFigures[],
+  o: { quick: boolean; profile: boolean; seconds: { rate: number; saturation: number }; loadBefore: number },
+): void {
   const rateLabel = `${RATE.clients * RATE.perClientRps} req/s (${RATE.clients} conns x ${RATE.perClientRps}/s, ${o.seconds.rate} s)`;
   const satLabel = `saturation (${SATURATION.clients} conns x ${SATURATION.streams} streams, ${o.seconds.saturation} s)`;
   console.log(`\nproxy: one hop, h2load -> gRPC-like HTTP/2 server on 127.0.0.1, ${new Date().toISOString()}${o.profile ? " [UNDER PROFILER]" : ""}`);
-  console.log(`fixed rate: ${rateLabel}; ${satLabel}; latency in ms (h2load: request start to response end)\n`);
+  console.log(`fixed rate: ${rateLabel}; ${satLabel}; latency in ms (h2load: request start to response end)`);
+  console.log(`machine: ${cpus().length} cores, 1-min load average ${fmt(o.loadBefore, 2)} before the run, ${fmt(loadavg()[0]!, 2)} after (anything above ~1 is someone else's work)\n`);
   const header = ["path", "p50", "p99", "p99.9", "failed", "sat req/s", "sat p50", "sat p99", "sat failed"];
   const rows = results.map((r) => [
     r.name,
@@ -142,9 +153,9 @@ function printReport(results: PathFigures[], o: { quick: boolean; profile: boole
   printTable(header, rows);
 
   console.log("\nper process (the server is shared by every path):\n");
-  const procHeader = ["path", "process", "CPU s/10k @rate", "core % @rate", "CPU s/10k @sat", "peak RSS MB"];
+  const procHeader = ["path", "process", "CPU s/10k @rate", "core % @rate", "CPU s/10k @sat", "idle RSS MB", "peak RSS MB"];
   const procRows = results.flatMap((r) =>
-    r.procs.map((p) => [r.name, p.name, fmt(p.cpuPer10kAtRate, 3), fmt(p.coreAtRate, 1), fmt(p.cpuPer10kAtSaturation, 3), fmt(p.peakRssMb, 1)]),
+    r.procs.map((p) => [r.name, p.name, fmt(p.cpuPer10kAtRate, 3), fmt(p.coreAtRate, 1), fmt(p.cpuPer10kAtSaturation, 3), fmt(p.idleRssMb, 1), fmt(p.peakRssMb, 1)]),
   );
   printTable(procHeader, procRows);
 

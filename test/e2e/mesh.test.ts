@@ -37,7 +37,8 @@ function judge(goals: Goal[]): void {
  */
 async function capture(link: string, dir: string, during: () => Promise<unknown>): Promise<Buffer> {
   const file = join(dir, `${link}-${Date.now()}.pcap`);
-  const dump = spawn("tcpdump", ["-i", link, "-U", "-s", "0", "-w", file, "tcp"], { stdio: "ignore" });
+  // --immediate-mode: without it packets wait in the capture ring and a short capture may hold none.
+  const dump = spawn("tcpdump", ["-i", link, "--immediate-mode", "-U", "-s", "0", "-w", file, "tcp"], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 700));
   try {
     await during();

@@ -315,7 +315,8 @@ export async function experimentAttacks(demo: DemoMesh, results: Partial<DemoRes
     await certify.certify({ identity: toDnsName(echoId), token, csrDer });
     tokenOutcome = "certificate issued";
   } catch (err) {
-    tokenOutcome = `${errorCode(err)}: ${errorMessage(err).slice(0, 60)}`;
+    const grpcCode = (err as { code?: unknown }).code;
+    tokenOutcome = typeof grpcCode === "number" ? `gRPC status ${grpcCode}: ${errorMessage(err).replace(/^\d+ [A-Z_]+: /, "").slice(0, 70)}` : `${errorCode(err)}: ${errorMessage(err).slice(0, 70)}`;
   } finally {
     certify.close();
   }
