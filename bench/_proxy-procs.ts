@@ -66,6 +66,8 @@ export async function waitForPort(port: number, timeoutMs: number, child?: Child
 export class Children {
   private readonly procs = new Map<string, ChildProcess>();
   private readonly stderr = new Map<string, string>();
+  /** Waiters for the next JSON line each child prints after its port. */
+  private readonly lineWaiters = new Map<string, ((line: Record<string, unknown>) => void)[]>();
 
   /**
    * Starts `command args` as `name`. With `announcesPort`, resolves once the child printed
@@ -87,13 +89,22 @@ export class Children {
     }
     const port = await new Promise<number>((resolve, reject) => {
       let out = "";
+      let announced = false;
       const timer = setTimeout(() => reject(new Error(`${name} did not report a port within ${opts.timeoutMs ?? 20_000} ms; stderr: ${err}`)), opts.timeoutMs ?? 20_000);
       child.stdout!.on("data", (d: Buffer) => {
         out += d.toString();
-        const line = out.split("\n").find((l) => l.startsWith("{"));
-        if (!line) return;
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { port: number }).port);
+        const lines = out.split("\n");
+        out = lines.pop()!;
+        for (const line of lines.filter((l) => l.startsWith("{"))) {
+          const message = JSON.parse(line) as Record<string, unknown>;
+          if (!announced) {
+            announced = true;
+            clearTimeout(timer);
+            resolve(message.port as number);
+          } else {
+            this.lineWaiters.get(name)?.shift()?.(message);
+          }
+        }
       });
       child.once("exit", (code) => {
         clearTimeout(timer);
@@ -101,6 +112,19 @@ export class Children {
       });
     });
     return { name, pid: child.pid!, port };
+  }
+
+  /** Sends `signal` to the child and resolves with the next JSON line it prints. */
+  ask(name: string, signal: NodeJS.Signals, timeoutMs = 5000): Promise<Record<string, unknown>> {
+    const child = this.procs.get(name);
+    if (!child) return Promise.reject(new Error(`no child named ${name}`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} did not answer ${signal} within ${timeoutMs} ms`)), timeoutMs);
+      const waiters = this.lineWaiters.get(name) ?? [];
+      this.lineWaiters.set(name, waiters);
+      waiters.push((line) => (clearTimeout(timer), resolve(line)));
+      child.kill(signal);
+    });
   }
 
   process(name: string): ChildProcess | undefined {

@@ -3,7 +3,8 @@
  * server on 127.0.0.1 that answers each POST, once its body has arrived (as a unary gRPC server
  * would), with a 5-byte gRPC frame (an empty message) and `grpc-status: 0` trailers. It runs in
  * its own process so its CPU does not count against the proxies. Prints {"port":N} and runs
- * until killed or until its parent's stdin pipe closes.
+ * until killed or until its parent's stdin pipe closes; on SIGUSR1 it prints {"served":N}, the
+ * calls it has answered, so the benchmark can tell them from answers a proxy made up.
  */
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -11,7 +12,9 @@ import type { AddressInfo } from "node:net";
 const EMPTY_MESSAGE = Buffer.from([0, 0, 0, 0, 0]);
 
 const server = http2.createServer({ settings: { maxConcurrentStreams: 1024 } });
+let served = 0;
 server.on("stream", (stream) => {
+  served++;
   stream.on("error", () => {});
   stream.on("data", () => {});
   stream.once("end", () => {
@@ -26,6 +29,8 @@ server.on("sessionError", () => {});
 server.listen(0, "127.0.0.1", () => {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
 });
+
+process.on("SIGUSR1", () => process.stdout.write(`${JSON.stringify({ served })}\n`));
 
 const stop = () => process.exit(0);
 process.on("SIGTERM", stop);

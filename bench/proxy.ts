@@ -74,10 +74,10 @@ export async function run(args: string[]): Promise<void> {
     if (profile) await mkdir(profDir, { recursive: true });
     topology = await startTopology({ dir, children, withHaproxy: !profile, nodeFlags: profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [] });
     const { server, outbound, inbound, haproxy } = topology;
-    const paths3: { name: string; port: number; procs: Started[] }[] = [];
-    if (haproxy) paths3.push({ name: "direct", port: server.port, procs: [] });
-    paths3.push({ name: "tether", port: outbound.port, procs: [outbound, inbound] });
-    if (haproxy) paths3.push({ name: "haproxy", port: haproxy.a.port, procs: [haproxy.a, haproxy.b] });
+    const paths: { name: string; port: number; procs: Started[] }[] = [];
+    if (haproxy) paths.push({ name: "direct", port: server.port, procs: [] });
+    paths.push({ name: "tether", port: outbound.port, procs: [outbound, inbound] });
+    if (haproxy) paths.push({ name: "haproxy", port: haproxy.a.port, procs: [haproxy.a, haproxy.b] });
 
     // Before any load: what each process costs just by running.
     const idleRss = new Map([server, outbound, inbound, ...(haproxy ? [haproxy.a, haproxy.b] : [])].map((p) => [p.pid, sampleProc(p.pid).rssMb]));
@@ -88,15 +88,24 @@ export async function run(args: string[]): Promise<void> {
     // The machine may be shared: say how busy it was, since throughput depends on it.
     const loadBefore = loadavg()[0]!;
     const results: PathFigures[] = [];
-    for (const path of paths3) {
+    for (const path of paths) {
       const watched = [...path.procs, server];
       process.stderr.write(`bench proxy: ${path.name}: warm-up, ${RATE.clients * RATE.perClientRps} req/s for ${seconds.rate} s, saturation for ${seconds.saturation} s\n`);
       await load(path.port, { kind: "saturate", clients: 4, streams: 4, seconds: seconds.warm }, `${path.name}-warm`);
+      const served = async () => (await children.ask("server", "SIGUSR1")).served as number;
       const before = watched.map((p) => sampleProc(p.pid));
+      const served0 = await served();
       const rate = await load(path.port, { kind: "rate", ...RATE, seconds: seconds.rate }, `${path.name}-rate`);
       const middle = watched.map((p) => sampleProc(p.pid));
+      const served1 = await served();
       const saturation = await load(path.port, { kind: "saturate", ...SATURATION, seconds: seconds.saturation }, `${path.name}-saturation`);
       const after = watched.map((p) => sampleProc(p.pid));
+      const served2 = await served();
+      // A proxy's own error answer (e.g. gRPC UNAVAILABLE) is a 2xx to h2load: count as failed
+      // the successes the server never produced. (Calls cut at the end of a phase are served but
+      // not counted by h2load, hence the clamp.)
+      rate.failed += Math.max(0, rate.succeeded - (served1 - served0));
+      saturation.failed += Math.max(0, saturation.succeeded - (served2 - served1));
       results.push({
         name: path.name,
         rate,
@@ -137,6 +146,7 @@ function printReport(
   const satLabel = `saturation (${SATURATION.clients} conns x ${SATURATION.streams} streams, ${o.seconds.saturation} s)`;
   console.log(`\nproxy: one hop, h2load -> gRPC-like HTTP/2 server on 127.0.0.1, ${new Date().toISOString()}${o.profile ? " [UNDER PROFILER]" : ""}`);
   console.log(`fixed rate: ${rateLabel}; ${satLabel}; latency in ms (h2load: request start to response end)`);
+  console.log("failed: h2load's failures plus 2xx answers the server never gave (a proxy's own error answer)");
   console.log(`machine: ${cpus().length} cores, 1-min load average ${fmt(o.loadBefore, 2)} before the run, ${fmt(loadavg()[0]!, 2)} after (anything above ~1 is someone else's work)\n`);
   const header = ["path", "p50", "p99", "p99.9", "failed", "sat req/s", "sat p50", "sat p99", "sat failed"];
   const rows = results.map((r) => [

@@ -123,14 +123,17 @@ async function serve(opts: ServeOptions): Promise<void> {
   await cluster.ready();
   const [creds] = await firstCertificate;
   logger.info({ identity: creds.dnsName }, "controller identity obtained");
-  const credentials = mtlsServerCredentials(new AgentCertificateProvider(agent, anchorsPem));
+  // One credentials object per server: grpc-js hands a provider-backed credential's secure context
+  // to the first server that asks, so sharing one leaves the other without certificates until the
+  // next rotation.
+  const provider = new AgentCertificateProvider(agent, anchorsPem);
   const destination = await startDestinationServer({
     cluster,
     listen: `${opts.host}:${opts.destinationPort}`,
     clusterDomain: opts.clusterDomain,
     trustDomain,
     logger: logger.child({ component: "destination" }),
-    serverCredentials: credentials,
+    serverCredentials: mtlsServerCredentials(provider),
     registry: discoveryRegistry,
   });
   const policy = await startPolicyServer({
@@ -140,7 +143,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     clusterNetworks: opts.clusterNetworks.split(",").map((s) => s.trim()).filter(Boolean),
     trustDomain,
     logger: logger.child({ component: "policy" }),
-    serverCredentials: credentials,
+    serverCredentials: mtlsServerCredentials(provider),
     registry: policyRegistry,
   });
   serving = true;

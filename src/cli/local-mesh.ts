@@ -2,6 +2,7 @@
  * `tether local up` and `tether local demo` (the local mesh and its experiments), and
  * `tether local app …`, the demo workload the pods run.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { requireRoot } from "../local/command.js";
@@ -46,8 +47,20 @@ export function registerLocalMeshCommands(program: Command): void {
     .option("--concurrency <n>", "calls in flight", positiveInt, 1)
     .option("--interval-ms <ms>", "pause between one worker's calls", positiveInt, 0)
     .option("--deadline-ms <ms>", "per-call deadline", positiveInt, 5000)
-    .action(async (opts: { target: string; calls: number; concurrency: number; intervalMs: number; deadlineMs: number }) => {
-      const records = await runEchoClient(opts);
+    .option("--method <name>", "say or shout", "say")
+    .option("--tls-dir <dir>", "call over TLS with tls.crt, tls.key and ca.crt from this folder (as a client bringing its own certificate)")
+    .option("--server-name <name>", "with --tls-dir: the server identity to expect (SNI)")
+    .action(async (opts: { target: string; calls: number; concurrency: number; intervalMs: number; deadlineMs: number; method: string; tlsDir?: string; serverName?: string }) => {
+      if (opts.method !== "say" && opts.method !== "shout") throw new Error(`--method must be say or shout, not ${opts.method}`);
+      const tls = opts.tlsDir
+        ? {
+            caPem: readFileSync(join(opts.tlsDir, "ca.crt"), "utf8"),
+            certPem: readFileSync(join(opts.tlsDir, "tls.crt"), "utf8"),
+            keyPem: readFileSync(join(opts.tlsDir, "tls.key"), "utf8"),
+            serverName: opts.serverName ?? "",
+          }
+        : undefined;
+      const records = await runEchoClient({ ...opts, method: opts.method, ...(tls ? { tls } : {}) });
       process.stdout.write(records.map((r) => JSON.stringify(r)).join("\n") + "\n");
     });
 

@@ -32,9 +32,14 @@ export class AgentCertificateProvider implements grpc.experimental.CertificatePr
     return creds ? { certificate: Buffer.from(creds.certChainPem), privateKey: Buffer.from(creds.keyPem) } : null;
   }
 
+  // Initial values are delivered on the next tick, never inside add…Listener: grpc-js's server
+  // credentials register their watcher only after adding the listener, so a synchronous first
+  // update would be lost until the next rotation.
   addCaCertificateListener(listener: CaListener): void {
     this.caListeners.add(listener);
-    listener({ caCertificate: Buffer.from(this.anchorsPem) });
+    setImmediate(() => {
+      if (this.caListeners.has(listener)) listener({ caCertificate: Buffer.from(this.anchorsPem) });
+    });
   }
 
   removeCaCertificateListener(listener: CaListener): void {
@@ -43,8 +48,10 @@ export class AgentCertificateProvider implements grpc.experimental.CertificatePr
 
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.add(listener);
-    const current = this.source.current();
-    if (current) listener(this.identityUpdate(current));
+    setImmediate(() => {
+      const current = this.source.current();
+      if (current && this.identityListeners.has(listener)) listener(this.identityUpdate(current));
+    });
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {

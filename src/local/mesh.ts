@@ -341,9 +341,10 @@ export class LocalMesh {
     pod.terminating = true;
     await this.writeManifest("pod", pod.spec.namespace, name, this.podObject(pod));
     await this.syncEndpoints();
-    // Give proxies a moment to see the removal before the endpoint disappears (as kubelet's grace period does).
-    await new Promise((r) => setTimeout(r, 500));
-    for (const proc of pod.processes) await proc.stop(2000);
+    // Let every proxy see the endpoint go before the pod stops (what a preStop sleep does in a
+    // cluster), then stop the proxy first: it drains (GOAWAY, in-flight requests finish), then the app.
+    await new Promise((r) => setTimeout(r, 1500));
+    for (const proc of pod.processes) await proc.stop(5000);
     await this.serial(() => this.substrate.deletePod(pod.netns));
     this.pods.delete(name);
     await this.removeManifest("pod", pod.spec.namespace, name);

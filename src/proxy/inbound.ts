@@ -30,6 +30,7 @@ import type { ProxyMetrics } from "./metrics.js";
 import type { OriginalDestination } from "./original-dst.js";
 import { peekClientHello } from "./tls-sni.js";
 import type { TlsContexts } from "./tls-contexts.js";
+import { TrackedListener } from "./listener.js";
 
 export interface InboundOptions {
   listen: { host: string; port: number };
@@ -89,21 +90,18 @@ function clientIp(socket: net.Socket): string {
 }
 
 export class InboundProxy {
-  private readonly server: net.Server;
+  private readonly listener: TrackedListener;
   private readonly h1Server = http.createServer({ keepAlive: true });
   private readonly h1Connections = new WeakMap<net.Socket, InboundConnection>();
   private readonly h2Pool = new H2SessionPool({ connectTimeoutMs: 3000 });
   private readonly h1Agents = new H1AgentPool();
-  private readonly sockets = new Set<net.Socket>();
   private readonly tlsTerminator: tls.Server;
   /** Handshakes in progress, by client address:port (the TLS socket reports its parent's). */
   private readonly handshakes = new Map<string, (socket: tls.TLSSocket | undefined, err: Error | undefined) => void>();
 
   constructor(private readonly options: InboundOptions) {
     this.tlsTerminator = this.createTlsTerminator();
-    this.server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      this.sockets.add(socket);
-      socket.once("close", () => this.sockets.delete(socket));
+    this.listener = new TrackedListener((socket) => {
       this.onConnection(socket).catch((err) => {
         options.logger.error({ err: errorMessage(err) }, "inbound connection failed unexpectedly");
         socket.destroy();
@@ -113,19 +111,12 @@ export class InboundProxy {
     this.h1Server.on("upgrade", (req, socket: net.Socket, head: Buffer) => void this.onH1Upgrade(req, socket, head));
   }
 
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(this.options.listen.port, this.options.listen.host, () => resolve());
-    });
-    return (this.server.address() as net.AddressInfo).port;
+  listen(): Promise<number> {
+    return this.listener.listen(this.options.listen.host, this.options.listen.port);
   }
 
   async drain(graceMs: number): Promise<void> {
-    this.server.close();
-    const deadline = Date.now() + graceMs;
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const socket of this.sockets) socket.destroy();
+    await this.listener.drain(graceMs, this.h1Server);
     await this.h2Pool.close(0);
     this.h1Agents.close();
   }
@@ -275,6 +266,7 @@ export class InboundProxy {
 
   private serveH2(socket: net.Socket, connection: InboundConnection): void {
     const session = http2.performServerHandshake(socket, proxyHttp2ServerOptions());
+    this.listener.track(session);
     session.on("error", () => this.options.metrics.protocolErrors.inc({ direction: "inbound", kind: "h2-session" }));
     session.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.onH2Stream(stream, headers, connection));
   }

@@ -23,6 +23,7 @@ import { forwardTcp, type TcpUpstream } from "./forward/tcp.js";
 import { recordRequest, recordTcpOpen } from "./accounting.js";
 import type { ProxyMetrics } from "./metrics.js";
 import type { TlsContexts } from "./tls-contexts.js";
+import { TrackedListener } from "./listener.js";
 import { openUpstreamSocket } from "./upstream.js";
 import type { OriginalDestination } from "./original-dst.js";
 
@@ -71,21 +72,18 @@ function poolKey(endpoint: Endpoint): string {
 }
 
 export class OutboundProxy {
-  private readonly server: net.Server;
+  private readonly listener: TrackedListener;
   private readonly targets = new Map<string, BalancedTarget>();
   private readonly h2Pool: H2SessionPool;
   private readonly h1Agents: H1AgentPool;
   private readonly h1Server = http.createServer({ keepAlive: true });
   private readonly h1Targets = new WeakMap<net.Socket, BalancedTarget>();
-  private readonly sockets = new Set<net.Socket>();
   private readonly agentEndpoints = new Map<string, Endpoint>();
 
   constructor(private readonly options: OutboundOptions) {
     this.h2Pool = new H2SessionPool({ connectTimeoutMs: options.connectTimeoutMs ?? 3000 });
     this.h1Agents = new H1AgentPool((key) => this.createAgent(key));
-    this.server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      this.sockets.add(socket);
-      socket.once("close", () => this.sockets.delete(socket));
+    this.listener = new TrackedListener((socket) => {
       this.onConnection(socket).catch((err) => {
         options.logger.error({ err: errorMessage(err) }, "outbound connection failed unexpectedly");
         socket.destroy();
@@ -95,20 +93,12 @@ export class OutboundProxy {
     this.h1Server.on("upgrade", (req, socket: net.Socket, head: Buffer) => void this.onH1Upgrade(req, socket, head));
   }
 
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(this.options.listen.port, this.options.listen.host, () => resolve());
-    });
-    return (this.server.address() as net.AddressInfo).port;
+  listen(): Promise<number> {
+    return this.listener.listen(this.options.listen.host, this.options.listen.port);
   }
 
-  /** Stops accepting; resolves when every open connection has finished (or `graceMs` passed). */
   async drain(graceMs: number): Promise<void> {
-    this.server.close();
-    const deadline = Date.now() + graceMs;
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const socket of this.sockets) socket.destroy();
+    await this.listener.drain(graceMs, this.h1Server);
     await this.h2Pool.close(0);
     this.h1Agents.close();
   }
@@ -210,6 +200,7 @@ export class OutboundProxy {
 
   private serveH2(socket: net.Socket, target: BalancedTarget): void {
     const session = http2.performServerHandshake(socket, proxyHttp2ServerOptions());
+    this.listener.track(session);
     session.on("error", () => this.options.metrics.protocolErrors.inc({ direction: "outbound", kind: "h2-session" }));
     session.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.onH2Stream(stream, headers, target));
   }

@@ -48,14 +48,13 @@ function delaySource(options: EchoServerOptions): () => number {
 export async function startEchoServer(options: EchoServerOptions): Promise<{ port: number; close(): Promise<void> }> {
   const server = new grpc.Server();
   const delay = delaySource(options);
-  server.addService(EchoService.service, {
-    say(call: grpc.ServerUnaryCall<{ message: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
-      const reply = { message: call.request.message, replica: options.replica };
-      const ms = delay();
-      if (ms > 0) setTimeout(() => callback(null, reply), ms);
-      else callback(null, reply);
-    },
-  });
+  const answer = (transform: (m: string) => string) => (call: grpc.ServerUnaryCall<{ message: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    const reply = { message: transform(call.request.message), replica: options.replica };
+    const ms = delay();
+    if (ms > 0) setTimeout(() => callback(null, reply), ms);
+    else callback(null, reply);
+  };
+  server.addService(EchoService.service, { say: answer((m) => m), shout: answer((m) => m.toUpperCase()) });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -77,8 +76,18 @@ export interface CallRecord {
   error?: string;
 }
 
+/** Client TLS for callers that bring their own certificate (e.g. an attacker with a foreign one). */
+export interface EchoClientTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  serverName: string;
+}
+
 export interface EchoClientOptions {
   target: string;
+  method?: "say" | "shout";
+  tls?: EchoClientTls;
   calls: number;
   concurrency: number;
   /** Pause between calls of one worker (0: back to back). */
@@ -88,20 +97,25 @@ export interface EchoClientOptions {
 }
 
 export async function runEchoClient(options: EchoClientOptions): Promise<CallRecord[]> {
-  const client = new EchoService(options.target, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
-    say(
-      request: { message: string },
-      options: grpc.CallOptions,
-      callback: (err: grpc.ServiceError | null, reply: { replica: string } | undefined) => void,
-    ): void;
-  };
+  type Call = (
+    request: { message: string },
+    options: grpc.CallOptions,
+    callback: (err: grpc.ServiceError | null, reply: { replica: string } | undefined) => void,
+  ) => void;
+  const { tls } = options;
+  const credentials = tls
+    ? grpc.credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certPem))
+    : grpc.credentials.createInsecure();
+  const channelOptions = tls ? { "grpc.ssl_target_name_override": tls.serverName, "grpc.default_authority": tls.serverName } : {};
+  const client = new EchoService(options.target, credentials, channelOptions) as unknown as grpc.Client & Record<"say" | "shout", Call>;
+  const method = options.method ?? "say";
   const records: CallRecord[] = [];
   const started = performance.now();
   let next = 0;
   const one = () =>
     new Promise<void>((resolve) => {
       const t0 = performance.now();
-      client.say(
+      client[method](
         { message: "hello" },
         { deadline: Date.now() + (options.deadlineMs ?? 5000) },
         (err, reply) => {

@@ -4,12 +4,16 @@
  * demo prints is what the tests check.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createIssuer, createTrustAnchor, DAY_MS } from "../../ca/bootstrap.js";
+import { buildLeaf, randomSerial } from "../../ca/certificate.js";
+import { loadIssuer } from "../../ca/issuer.js";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { createCertifyClient } from "../../api/identity-client.js";
 import { PROXY_ADMIN_PORT, IDENTITY_SERVICE_ACCOUNT, CONTROL_PLANE_NAMESPACE_NAME } from "../../api/mesh.js";
 import { buildCsr } from "../../identity/csr.js";
+import { pemEncode } from "../../identity/pkix.js";
 import { errorCode, errorMessage } from "../../identity/errors.js";
 import { toDnsName, toSpiffeId, workloadIdentity } from "../../identity/names.js";
 import { startDashboard } from "../../cli/viz/dashboard.js";
@@ -49,30 +53,32 @@ export function echoReplica(name: string) {
   return { name, namespace: "demo", serviceAccount: "echo", labels: { app: "echo" }, meshed: true, app: echoApp, ports: { grpc: ECHO_PORT }, workload: "echo" };
 }
 
-/** Only identities of service account `client` may call echo; anything else meshed is refused. */
+/**
+ * Echo's policy: service account `client` may call Say, only `admin` may call Shout, nobody else
+ * (a meshed identity outside these, or a client without a certificate) gets anything.
+ */
 function echoPolicy(): string {
+  const policy = (kind: string, name: string, spec: unknown, apiVersion = "policy.tether.io/v1alpha1") => ({ apiVersion, kind, metadata: { name, namespace: "demo" }, spec });
+  const route = (name: string, method: string) =>
+    policy(
+      "GRPCRoute",
+      name,
+      { parentRefs: [{ group: "policy.tether.io", kind: "Server", name: "echo-grpc" }], rules: [{ matches: [{ method: { service: "tether.demo.v1.Echo", method } }] }] },
+      "gateway.networking.k8s.io/v1",
+    );
+  const allow = (name: string, routeName: string, authn: string) =>
+    policy("AuthorizationPolicy", name, {
+      targetRef: { group: "gateway.networking.k8s.io", kind: "GRPCRoute", name: routeName },
+      requiredAuthenticationRefs: [{ group: "policy.tether.io", kind: "MeshTLSAuthentication", name: authn }],
+    });
   const docs = [
-    {
-      apiVersion: "policy.tether.io/v1alpha1",
-      kind: "Server",
-      metadata: { name: "echo-grpc", namespace: "demo" },
-      spec: { podSelector: { matchLabels: { app: "echo" } }, port: "grpc", proxyProtocol: "gRPC" },
-    },
-    {
-      apiVersion: "policy.tether.io/v1alpha1",
-      kind: "MeshTLSAuthentication",
-      metadata: { name: "echo-clients", namespace: "demo" },
-      spec: { identities: ["client.demo.serviceaccount.identity.tether.cluster.local"] },
-    },
-    {
-      apiVersion: "policy.tether.io/v1alpha1",
-      kind: "AuthorizationPolicy",
-      metadata: { name: "echo-clients", namespace: "demo" },
-      spec: {
-        targetRef: { group: "policy.tether.io", kind: "Server", name: "echo-grpc" },
-        requiredAuthenticationRefs: [{ group: "policy.tether.io", kind: "MeshTLSAuthentication", name: "echo-clients" }],
-      },
-    },
+    policy("Server", "echo-grpc", { podSelector: { matchLabels: { app: "echo" } }, port: "grpc", proxyProtocol: "gRPC" }),
+    route("echo-say", "Say"),
+    route("echo-shout", "Shout"),
+    policy("MeshTLSAuthentication", "echo-clients", { identities: ["client.demo.serviceaccount.identity.tether.cluster.local"] }),
+    policy("MeshTLSAuthentication", "echo-admins", { identities: ["admin.demo.serviceaccount.identity.tether.cluster.local"] }),
+    allow("echo-say-clients", "echo-say", "echo-clients"),
+    allow("echo-shout-admins", "echo-shout", "echo-admins"),
   ];
   return docs.map((d) => stringify(d)).join("---\n");
 }
@@ -152,7 +158,7 @@ export async function callFrom(
   pod: string,
   vip: string,
   calls: number,
-  opts: { concurrency?: number; intervalMs?: number; port?: number } = {},
+  opts: { concurrency?: number; intervalMs?: number; port?: number; method?: "say" | "shout"; tlsDir?: string; serverName?: string } = {},
 ): Promise<CallRecord[]> {
   const out = await mesh.run(pod, [
     NODE, LocalMesh.bin, "local", "app", "echo-client",
@@ -160,6 +166,8 @@ export async function callFrom(
     "--calls", String(calls),
     "--concurrency", String(opts.concurrency ?? 1),
     "--interval-ms", String(opts.intervalMs ?? 0),
+    "--method", opts.method ?? "say",
+    ...(opts.tlsDir ? ["--tls-dir", opts.tlsDir, "--server-name", opts.serverName ?? ""] : []),
   ]);
   return out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as CallRecord);
 }
@@ -178,6 +186,35 @@ async function proxyCounter(mesh: LocalMesh, pod: string, name: string, match = 
     .split("\n")
     .filter((l) => l.startsWith(name) && l.includes(match))
     .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+}
+
+/**
+ * Mints, with a throwaway anchor the mesh does not trust, a certificate naming a real mesh identity,
+ * and writes it (with the mesh's real anchors, so the attacker can verify the server) for a client.
+ */
+async function writeForeignCredentials(mesh: LocalMesh, serviceAccount: string, namespace: string): Promise<string> {
+  const now = Date.now();
+  const anchor = createTrustAnchor({ trustDomain: "cluster.local", lifetimeMs: DAY_MS, now, commonName: "foreign anchor" });
+  const issuerPair = createIssuer({ anchor, lifetimeMs: DAY_MS, now, trustDomain: "cluster.local" });
+  const issuer = loadIssuer({ certPem: issuerPair.certPem, keyPem: issuerPair.keyPem, anchorsPem: anchor.certPem }, now);
+  const id = workloadIdentity(serviceAccount, namespace);
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const spki = publicKey.export({ format: "der", type: "spki" });
+  const leaf = buildLeaf(issuer.signer, {
+    spki,
+    keyBits: spki.subarray(spki.length - 65),
+    dnsName: toDnsName(id),
+    spiffeId: toSpiffeId(id),
+    notBefore: now - 60_000,
+    notAfter: now + 3600_000,
+    serial: randomSerial(),
+  });
+  const dir = join(mesh.dataDir, "foreign-credentials");
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  await writeFile(join(dir, "tls.crt"), pemEncode("CERTIFICATE", leaf) + issuerPair.certPem);
+  await writeFile(join(dir, "tls.key"), privateKey.export({ format: "pem", type: "pkcs8" }) as string);
+  await writeFile(join(dir, "ca.crt"), await readFile(mesh.pki.anchorsPath, "utf8"));
+  return dir;
 }
 
 export interface Goal {
@@ -236,8 +273,14 @@ export async function experimentScaling(demo: DemoMesh, calls: number, results: 
   const first = records.find((r) => r.replica === "echo-3");
   const summary = summarize(records);
   results.scaling = { failed: summary.failed, calls: summary.calls, newReplicaFirstCallMs: first ? Math.max(0, first.atMs - readyAt) : undefined };
+  const failures = records.filter((r) => r.code !== 0).slice(0, 2).map((r) => `status ${r.code}: ${r.error ?? ""}`.slice(0, 80));
   return [
-    { experiment: "2", what: "no call fails while replicas come and go", measured: `${summary.failed} of ${summary.calls} failed`, ok: summary.failed === 0 },
+    {
+      experiment: "2",
+      what: "no call fails while replicas come and go",
+      measured: `${summary.failed} of ${summary.calls} failed${failures.length ? ` (${failures.join("; ")})` : ""}`,
+      ok: summary.failed === 0,
+    },
     {
       experiment: "2",
       what: "a new replica gets traffic within 1 s of being ready",
@@ -252,7 +295,7 @@ export async function experimentScaling(demo: DemoMesh, calls: number, results: 
 export async function experimentSlow(demo: DemoMesh, calls: number, results: Partial<DemoResults>): Promise<Goal[]> {
   const replicas = [...demo.mesh.pods.keys()].filter((p) => p.startsWith("echo-")).sort();
   const slowReplica = replicas[0]!;
-  const allFast = summarize(await callFrom(demo.mesh, "client", demo.echoVip, Math.min(calls, 1000)));
+  const allFast = summarize(await callFrom(demo.mesh, "client", demo.echoVip, calls));
   await setDelay(demo.mesh, slowReplica, 50);
   try {
     const ewma = summarize(await callFrom(demo.mesh, "client", demo.echoVip, calls));
@@ -303,6 +346,17 @@ export async function experimentAttacks(demo: DemoMesh, results: Partial<DemoRes
   await mesh.addPod({ name: "intruder", namespace: "demo", serviceAccount: "intruder", labels: { app: "intruder" }, meshed: true, ports: {} });
   const meshed = await callFrom(mesh, "intruder", demo.echoVip, 3);
   attacks.push({ name: "identity not authorized", outcome: `gRPC status ${meshed.map((r) => r.code).join(",")}`, refused: meshed.every((r) => r.code === 7) });
+  // A certificate for the client identity, but from another trust anchor.
+  const foreignDir = await writeForeignCredentials(mesh, "client", "demo");
+  const foreign = await callFrom(mesh, "intruder-plain", target.netns.ip, 3, { tlsDir: foreignDir, serverName: toDnsName(workloadIdentity("echo", "demo")) });
+  attacks.push({
+    name: "certificate from another trust anchor",
+    outcome: `gRPC status ${foreign.map((r) => r.code).join(",")} (connection closed by the server)`,
+    refused: foreign.every((r) => r.code !== 0),
+  });
+  // An authorized client calling a method only admins may call.
+  const shout = await callFrom(mesh, "client", demo.echoVip, 3, { method: "shout" });
+  attacks.push({ name: "method not authorized (Shout)", outcome: `gRPC status ${shout.map((r) => r.code).join(",")}`, refused: shout.every((r) => r.code === 7) });
   // A token for another service account asking for the echo identity.
   const anchorsPem = await readFile(mesh.pki.anchorsPath, "utf8");
   const certify = createCertifyClient({ address: mesh.identityAddr, anchorsPem, serverName: toDnsName(workloadIdentity(IDENTITY_SERVICE_ACCOUNT, CONTROL_PLANE_NAMESPACE_NAME)) });
