@@ -54,3 +54,26 @@ test("two gRPC servers and a client on agent certificates talk mTLS from the fir
   assert.equal(refused?.code, grpc.status.UNAVAILABLE);
   assert.equal(seen.includes("anon"), false);
 });
+
+test("the provider delivers the current certificate after add…Listener returns, never during it", async (t) => {
+  // grpc-js servers read the credentials, then add their watcher; an update delivered inside
+  // addIdentityCertificateListener would reach nobody and the server would drop every connection.
+  const f = await startCaFixture();
+  t.after(() => f.close());
+  const { agent } = await certifiedAgent(f, "web", "shop");
+  t.after(() => agent.stop());
+  const provider = new AgentCertificateProvider(agent, f.anchorsPem);
+  const events: string[] = [];
+  provider.addIdentityCertificateListener((u) => events.push(u ? "identity" : "none"));
+  provider.addCaCertificateListener((u) => events.push(u ? "ca" : "none"));
+  events.push("returned");
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(events, ["returned", "identity", "ca"]);
+  // A listener removed before delivery gets nothing.
+  const late: string[] = [];
+  const listener = () => late.push("called");
+  provider.addIdentityCertificateListener(listener);
+  provider.removeIdentityCertificateListener(listener);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(late, []);
+});
