@@ -9,6 +9,7 @@ import { requireRoot } from "../local/command.js";
 import { runEchoClient, startEchoServer } from "../local/demo/echo.js";
 import { runDemo, startDemoMesh } from "../local/demo/scenario.js";
 import { localLogger } from "../local/log.js";
+import { startLocalUp } from "../local/up.js";
 import { DEFAULT_INSTANCE, DEFAULT_STATE_DIR } from "../local/names.js";
 
 function positiveInt(value: string): number {
@@ -79,13 +80,17 @@ export function registerLocalMeshCommands(program: Command): void {
 
   local
     .command("up")
-    .description("run the local mesh with the demo app (client, 3 echo replicas) and the dashboard until interrupted")
+    .description("run the local mesh until interrupted: the pods and Services of a folder of manifests (--dir; edits are reconciled), or the demo app with live traffic; serves the dashboard")
+    .option("--dir <folder>", "folder of manifests (Namespaces, Deployments, Pods, Services, policy); see deploy/local-example")
     .option("--state-dir <dir>", "state folder", DEFAULT_STATE_DIR)
     .option("--instance <name>", "bridge name and prefix of everything created", DEFAULT_INSTANCE)
     .option("--dashboard-port <port>", "dashboard port on 127.0.0.1", positiveInt, 50750)
-    .action(async (opts: { stateDir: string; instance: string; dashboardPort: number }) => {
+    .action(async (opts: { dir?: string; stateDir: string; instance: string; dashboardPort: number }) => {
       requireRoot("tether local up");
-      const running = await startDemoMesh({ stateDir: opts.stateDir, instance: opts.instance, logger: localLogger(), dashboardPort: opts.dashboardPort, traffic: true });
+      const logger = localLogger();
+      const running = opts.dir
+        ? await startLocalUp({ stateDir: opts.stateDir, instance: opts.instance, dir: opts.dir, logger, dashboardPort: opts.dashboardPort })
+        : await startDemoMesh({ stateDir: opts.stateDir, instance: opts.instance, logger, dashboardPort: opts.dashboardPort, traffic: true });
       console.log(`local mesh up: ${running.mesh.pods.size} pods; dashboard ${running.dashboardUrl}; stop with Ctrl-C (or: tether local down)`);
       const stop = () => void running.stop().then(() => process.exit(0));
       process.once("SIGTERM", stop);

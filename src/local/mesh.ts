@@ -213,6 +213,15 @@ export class LocalMesh {
     return path;
   }
 
+  /** Publishes an object to the controller's cluster folder as it is (policy resources, routes). */
+  applyObject(object: { kind: string; metadata?: { name?: string; namespace?: string } }): Promise<void> {
+    return this.writeManifest(object.kind.toLowerCase(), object.metadata?.namespace, object.metadata?.name ?? "unnamed", object);
+  }
+
+  deleteObject(object: { kind: string; metadata?: { name?: string; namespace?: string } }): Promise<void> {
+    return this.removeManifest(object.kind.toLowerCase(), object.metadata?.namespace, object.metadata?.name ?? "unnamed");
+  }
+
   private async writeManifest(kind: string, namespace: string | undefined, name: string, object: unknown): Promise<void> {
     await writeAtomic(join(this.clusterDir, `${kind}.${namespace ?? "_"}.${name}.yaml`), stringify(object));
   }
@@ -221,7 +230,7 @@ export class LocalMesh {
     await rm(join(this.clusterDir, `${kind}.${namespace ?? "_"}.${name}.yaml`), { force: true });
   }
 
-  private async ensureNamespace(name: string, meshed: boolean): Promise<void> {
+  async ensureNamespace(name: string, meshed: boolean): Promise<void> {
     if (this.namespaces.has(name)) return;
     this.namespaces.add(name);
     const ns: Namespace = { apiVersion: "v1", kind: "Namespace", metadata: { name, labels: meshed ? { "tether.io/inject": "enabled" } : {} } };
@@ -329,8 +338,12 @@ export class LocalMesh {
     const ip = pod.netns.ip;
     if (pod.spec.meshed) await waitFor(`proxy of ${pod.spec.name} ready`, () => httpOk(`http://${ip}:${PROXY_ADMIN_PORT}/ready`), 60_000);
     for (const port of Object.values(pod.spec.ports)) {
-      // A meshed pod's port is answered by its inbound proxy; the app behind it is checked by its own start-up.
-      await waitFor(`${pod.spec.name}:${port} accepting`, () => tcpOpen(ip, port), 60_000);
+      // From outside, a meshed pod's port is answered by its inbound proxy even before the app
+      // listens, so the app is checked from inside the pod, on loopback (which is not redirected).
+      const appListening = pod.spec.meshed
+        ? () => this.substrate.run(pod.netns, ["bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { timeoutMs: 2000 }).then(() => true)
+        : () => tcpOpen(ip, port);
+      await waitFor(`${pod.spec.name}:${port} accepting`, appListening, 60_000);
     }
   }
 
