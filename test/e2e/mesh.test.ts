@@ -24,6 +24,14 @@ import {
 } from "../../src/local/demo/scenario.js";
 import { summarize } from "../../src/local/demo/echo.js";
 import { netnsSkip, testInstance } from "../support/netns-harness.js";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { pino } from "pino";
+import { chromium, type BrowserContext } from "playwright-core";
+import { startDashboard } from "../../src/cli/viz/dashboard.js";
+import { openSource } from "../../src/cli/viz/commands.js";
+
+const CHROMIUM = "/usr/bin/chromium";
 
 function judge(goals: Goal[]): void {
   for (const g of goals) console.log(`${g.ok ? "PASS" : "MISS"} exp ${g.experiment} ${g.timing ? "(timing, not asserted) " : ""}${g.what}: ${g.measured}`);
@@ -79,6 +87,41 @@ test("the local mesh: experiments 1-5 and packet-level proof of mTLS", { skip: n
     for (const marker of ["echo-0", "echo-1", "echo-2", "hello", "grpc-status", "application/grpc"]) {
       assert.equal(meshed.includes(marker), false, `plaintext ${JSON.stringify(marker)} crossed the bridge between meshed pods`);
     }
+  });
+
+  await t.test("the dashboard shows live traffic for every replica of the running mesh", { skip: existsSync(CHROMIUM) ? undefined : "needs chromium" }, async (st) => {
+    const dashboard = await startDashboard({
+      source: openSource({ targets: join(stateDir, "targets.json"), windowMs: 500 }),
+      intervalMs: 500,
+      port: 0,
+      logger: pino({ level: "silent" }),
+    });
+    st.after(() => dashboard.close());
+    const traffic = callFrom(demo!.mesh, "client", demo!.echoVip, 3000, { intervalMs: 2 });
+    const profile = await mkdtemp(join(tmpdir(), "tether-e2e-chromium-"));
+    let browser: BrowserContext | undefined;
+    st.after(async () => {
+      await browser?.close();
+      await rm(profile, { recursive: true, force: true });
+    });
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      timeout: 30_000,
+      viewport: { width: 1440, height: 1100 },
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    await page.goto(dashboard.url);
+    await page.waitForFunction(() => (globalThis as unknown as { tetherDashboard: { state: { points: unknown[] } } }).tetherDashboard.state.points.length >= 4, undefined, { timeout: 30_000 });
+    const shot = join(tmpdir(), `tether-e2e-dashboard-${process.pid}.png`);
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`dashboard screenshot: ${shot}`);
+    const rps = await page.evaluate(() => {
+      const { chart } = (globalThis as unknown as { tetherDashboard: { charts: Record<string, { chart: { series: { label?: string }[]; data: (number | null)[][] } }> } }).tetherDashboard.charts.rps!;
+      return Object.fromEntries(chart.series.slice(1).map((s, i) => [String(s.label), Math.max(0, ...(chart.data[i + 1] ?? []).map((v) => v ?? 0))]));
+    });
+    await traffic;
+    for (const pod of ["echo-0", "echo-1", "echo-2"]) assert.ok((rps[pod] ?? 0) > 0, `request rate of ${pod} on the dashboard: ${JSON.stringify(rps)}`);
   });
 
   await t.test("experiment 2: replicas added and removed during the run", async () => {
