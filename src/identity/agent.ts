@@ -48,6 +48,8 @@ export interface CertificateAgentOptions {
   /** Renewal time varies by +/- this fraction of the renewal delay (default 0.1). */
   jitter?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /** Longest wait for one certify call (default 10 s; less when the current certificate is close to expiry). */
+  attemptTimeoutMs?: number;
   logger?: AgentLogger;
 }
 
@@ -66,6 +68,8 @@ export class CertificateAgent extends EventEmitter {
   private readonly log: AgentLogger;
   private creds: Credentials | undefined;
   private renewTimer: TimerHandle | undefined;
+  /** Counts certify attempts, so the answer to an abandoned one is ignored. */
+  private attempts = 0;
   private expiryTimer: TimerHandle | undefined;
   private running = false;
   private inFlight: Promise<void> | undefined;
@@ -137,18 +141,41 @@ export class CertificateAgent extends EventEmitter {
     });
   }
 
+  /**
+   * How long one request may take: a hung request must not outlive the certificate, so while we
+   * hold one the wait is capped at a third of its remaining validity (at least a second).
+   */
+  private attemptTimeoutMs(): number {
+    const cap = this.options.attemptTimeoutMs ?? 10_000;
+    const creds = this.creds;
+    if (!creds) return cap;
+    return Math.max(1000, Math.min(cap, (creds.notAfter - this.options.clock.now()) / 3));
+  }
+
   private async attempt(): Promise<void> {
+    const attempt = ++this.attempts;
+    let timer: TimerHandle | undefined;
     try {
       const token = await readFile(this.options.tokenFile);
-      const result = await this.options.certify({ identity: this.dnsName, token, csrDer: this.csrDer });
-      if (!this.running) return;
+      const timeoutMs = this.attemptTimeoutMs();
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = this.options.clock.setTimeout(
+          () => reject(new CertificateError("AGENT_CERTIFY_TIMEOUT", `the identity CA did not answer within ${Math.round(timeoutMs)} ms`)),
+          timeoutMs,
+        );
+      });
+      const result = await Promise.race([this.options.certify({ identity: this.dnsName, token, csrDer: this.csrDer }), timedOut]);
+      // A late answer to an attempt we already gave up on is not installed.
+      if (!this.running || attempt !== this.attempts) return;
       this.install(result);
     } catch (err) {
-      if (!this.running) return;
+      if (!this.running || attempt !== this.attempts) return;
       const retryIn = this.backoff.next();
       this.log.warn({ err: { code: errorCode(err), message: errorMessage(err) }, retryInMs: retryIn, identity: this.dnsName }, "certificate request failed");
       this.emit("failure", err, retryIn);
       this.schedule(retryIn);
+    } finally {
+      if (timer) this.options.clock.clearTimeout(timer);
     }
   }
 

@@ -165,3 +165,37 @@ test("a certificate for another key is not installed", async () => {
   thief.stop();
   victim.stop();
 });
+
+test("a certify call that hangs is abandoned in time and retried before the certificate expires", async () => {
+  const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000);
+  const tokenFile = join(dir, `token-${Math.random()}`);
+  await writeFile(tokenFile, "token-1");
+  const ca = fakeCa(clock);
+  let hang = false;
+  const certify = (req: CertifyCall) => (hang ? new Promise<never>(() => {}) : ca.certify(req));
+  const agent = new CertificateAgent({ identity, tokenFile, certify, clock, random: () => 0.5, backoff: { initialMs: 500, maxMs: 500 } });
+  const failures: string[] = [];
+  let certificates = 0;
+  let expired = 0;
+  agent.on("certificate", () => certificates++);
+  agent.on("expired", () => expired++);
+  agent.on("failure", (err: { code?: string }) => failures.push(String(err.code)));
+  const tick = () => new Promise((r) => setTimeout(r, 20));
+  agent.start();
+  clock.advance(0);
+  await tick();
+  assert.equal(certificates, 1);
+  hang = true;
+  clock.advance(7000); // renewal due at 70% of 10 s: this call never answers
+  await tick();
+  clock.advance(1000); // a third of the 3 s left
+  await tick();
+  assert.deepEqual(failures, ["AGENT_CERTIFY_TIMEOUT"]);
+  hang = false;
+  clock.advance(500); // backoff, then a working CA
+  await tick();
+  assert.equal(certificates, 2);
+  assert.equal(expired, 0);
+  assert.equal(agent.isReady(), true);
+  agent.stop();
+});
