@@ -97,7 +97,7 @@ export class InboundProxy {
   private readonly h1Agents = new H1AgentPool();
   private readonly tlsTerminator: tls.Server;
   /** Handshakes in progress, by client address:port (the TLS socket reports its parent's). */
-  private readonly handshakes = new Map<string, (socket: tls.TLSSocket | undefined, err: Error | undefined) => void>();
+  private readonly handshakes = new Map<string, (outcome: { socket?: tls.TLSSocket; err?: Error }) => void>();
 
   constructor(private readonly options: InboundOptions) {
     this.tlsTerminator = this.createTlsTerminator();
@@ -197,12 +197,16 @@ export class InboundProxy {
         callback(context ? null : new Error("no valid certificate"), context);
       },
     });
-    server.on("secureConnection", (socket: tls.TLSSocket) => this.handshakes.get(handshakeKey(socket))?.(socket, undefined));
-    server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => this.handshakes.get(handshakeKey(socket))?.(undefined, err));
+    server.on("secureConnection", (socket: tls.TLSSocket) => this.handshakes.get(handshakeKey(socket))?.({ socket }));
+    server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => this.handshakes.get(handshakeKey(socket))?.({ socket, err }));
     return server;
   }
 
-  /** Completes the TLS handshake; a presented but untrusted certificate closes the connection. */
+  /**
+   * Completes the TLS handshake; a presented but untrusted certificate closes the connection.
+   * Once the TLS layer owns the raw socket, only the TLS socket is destroyed: destroying the raw
+   * socket under a live TLS wrap crashes Node.
+   */
   private terminateTls(raw: net.Socket): Promise<{ socket: tls.TLSSocket; identity: string | undefined } | undefined> {
     if (!this.options.contexts.serverContext()) {
       this.refuse(raw, "tls-no-identity", "no valid certificate to terminate mTLS with: closed (fail closed)");
@@ -210,20 +214,19 @@ export class InboundProxy {
     }
     const key = handshakeKey(raw);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => finish(undefined, new Error("handshake timeout")), 10_000);
-      const finish = (socket: tls.TLSSocket | undefined, err: Error | undefined) => {
+      const timer = setTimeout(() => finish({ err: new Error("handshake timeout") }), 10_000);
+      const finish = ({ socket, err }: { socket?: tls.TLSSocket; err?: Error }) => {
         clearTimeout(timer);
         this.handshakes.delete(key);
+        socket?.on("error", () => {});
         if (!socket || err) {
-          this.refuse(raw, "tls-handshake", "mTLS handshake failed: closed", { err: errorMessage(err) });
+          this.refuse(socket ?? raw, "tls-handshake", "mTLS handshake failed: closed", { err: errorMessage(err) });
           return resolve(undefined);
         }
-        socket.on("error", () => {});
         if (socket.getPeerX509Certificate() !== undefined && !socket.authorized) {
-          this.refuse(raw, "tls-untrusted-client", "client certificate does not chain to our trust anchors: closed", {
+          this.refuse(socket, "tls-untrusted-client", "client certificate does not chain to our trust anchors: closed", {
             why: String(socket.authorizationError),
           });
-          socket.destroy();
           return resolve(undefined);
         }
         const identity = peerIdentity(socket);

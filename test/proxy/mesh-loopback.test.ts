@@ -233,3 +233,30 @@ test("a plaintext client (no certificate) is refused with PERMISSION_DENIED by t
   assert.deepEqual(records.map((r) => r.code), [7, 7], JSON.stringify(records));
   assert.match(records[0]!.error ?? "", /unauthenticated/);
 });
+
+test("a client with a certificate from another anchor is cut off, and legitimate clients keep working", async (t) => {
+  const f = await startCaFixture();
+  t.after(() => f.close());
+  const foreign = await startCaFixture();
+  t.after(() => foreign.close());
+  const replica = await startReplica(f, "echo-0", allowAuthenticated("default:all-authenticated"));
+  t.after(() => replica.close());
+  const { agent, creds } = await certifiedAgent(foreign, "client", "demo");
+  t.after(() => agent.stop());
+  const attack = await runEchoClient({
+    target: `127.0.0.1:${replica.port}`,
+    calls: 2,
+    concurrency: 1,
+    deadlineMs: 2000,
+    tls: { caPem: f.anchorsPem, certPem: creds.certChainPem, keyPem: creds.keyPem, serverName: ECHO_IDENTITY },
+  });
+  assert.ok(attack.every((r) => r.code === 14), JSON.stringify(attack));
+  assert.match(await replica.metrics.registry.metrics(), /tether_proxy_protocol_errors_total\{direction="inbound",kind="tls-untrusted-client"/);
+  // A legitimate meshed client, on new connections, is served as before.
+  for (let round = 0; round < 2; round++) {
+    const client = await startClientProxy(f, [{ port: replica.port, name: "echo-0", identity: ECHO_IDENTITY }]);
+    const records = await runEchoClient({ target: `127.0.0.1:${client.port}`, calls: 5, concurrency: 1 });
+    await client.close();
+    assert.deepEqual(records.map((r) => r.code), [0, 0, 0, 0, 0], JSON.stringify(records));
+  }
+});

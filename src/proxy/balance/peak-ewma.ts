@@ -19,7 +19,8 @@
  * probed again after `probeAfter` such picks. A probe that answers in the band puts it straight
  * back (its sample replaces the estimate: one GC pause does not cost an endpoint its share); one
  * that is still slow doubles `probeAfter` (up to `maxProbeAfter`), so a persistently slow endpoint
- * sees a logarithmic trickle of probes, not a fixed fraction of the traffic.
+ * sees a logarithmic trickle of probes, not a fixed fraction of the traffic, plus one probe every
+ * `maxProbeIntervalMs` at most, which bounds how long a recovered endpoint waits to come back.
  */
 import { BaseBalancer, type EndpointState } from "./endpoint-set.js";
 import { DEFAULT_PEAK_EWMA, type BalancerOptions, type Outcome, type PeakEwmaConfig } from "./types.js";
@@ -44,7 +45,10 @@ export class PeakEwmaBalancer<E> extends BaseBalancer<E> {
   protected override choose(now: number): EndpointState<E> {
     const first = this.leastRecent();
     if (this.ready.length === 1 || (first.probe && first.inFlight === 0)) return this.chosen(first);
-    if (first.inFlight === 0 && first.skips >= first.probeAfter) {
+    // Probe an outlier after enough lost picks, or when it has not been heard from for a while (so a
+    // recovered endpoint returns within seconds even when its pick-count threshold has grown large).
+    const quietMs = now - first.stampMs;
+    if (first.inFlight === 0 && first.skips > 0 && (first.skips >= first.probeAfter || quietMs >= this.config.maxProbeIntervalMs)) {
       first.outlierProbe = true;
       return this.chosen(first);
     }

@@ -76,6 +76,8 @@ export interface PeakEwmaConfig {
    * probe comes after one pick; each probe that finds it still slow doubles the wait.
    */
   maxProbeAfter: number;
+  /** An outlier not heard from for this long is probed whatever its pick count. */
+  maxProbeIntervalMs: number;
 }
 
 export interface BalancerOptions<E> {
@@ -97,4 +99,5 @@ export const DEFAULT_PEAK_EWMA: PeakEwmaConfig = {
   tieMs: 5,
   failurePenaltyMs: 30,
   maxProbeAfter: 1024,
+  maxProbeIntervalMs: 2_000,
 };
