@@ -17,7 +17,7 @@ import type { Clock } from "../identity/clock.js";
 import { errorMessage } from "../identity/errors.js";
 import { toDnsName } from "../identity/names.js";
 import { peerIdentity } from "../identity/tls.js";
-import { recordRequest, recordTcpOpen } from "./accounting.js";
+import { recordRequest, recordTcpOpen, type RequestLabels } from "./accounting.js";
 import { detectProtocol } from "./detect.js";
 import { forwardH1, forwardUpgrade, H1AgentPool, serveHttp1Connection, type H1Upstream } from "./forward/h1.js";
 import { forwardH2, type Upstream } from "./forward/h2.js";
@@ -78,6 +78,16 @@ function peekTls(socket: net.Socket, timeoutMs: number) {
     socket.on("data", onData);
     socket.once("end", onEnd);
   });
+}
+
+function inboundLabels(connection: InboundConnection): RequestLabels {
+  return {
+    direction: "inbound",
+    authority: `:${connection.port}`,
+    peerIdentity: connection.facts.clientIdentity ?? "",
+    dstPod: "",
+    tls: connection.facts.tls,
+  };
 }
 
 function handshakeKey(socket: net.Socket): string {
@@ -286,13 +296,7 @@ export class InboundProxy {
   private async onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, connection: InboundConnection): Promise<void> {
     const { clock, metrics, appHost } = this.options;
     const start = clock.now();
-    const labels = {
-      direction: "inbound" as const,
-      authority: `:${connection.port}`,
-      peerIdentity: connection.facts.clientIdentity ?? "",
-      dstPod: "",
-      tls: connection.facts.tls,
-    };
+    const labels = inboundLabels(connection);
     const decision = this.decide(connection, {
       method: String(headers[":method"] ?? ""),
       path: String(headers[":path"] ?? ""),
@@ -344,13 +348,7 @@ export class InboundProxy {
     if (!connection) return void res.writeHead(500).end();
     const { clock, metrics } = this.options;
     const start = clock.now();
-    const labels = {
-      direction: "inbound" as const,
-      authority: `:${connection.port}`,
-      peerIdentity: connection.facts.clientIdentity ?? "",
-      dstPod: "",
-      tls: connection.facts.tls,
-    };
+    const labels = inboundLabels(connection);
     const decision = this.decide(connection, { method: req.method ?? "", path: req.url ?? "", headers: req.headers });
     if (!decision.allowed) {
       res.writeHead(403, { "content-type": "text/plain", "tether-error": `POLICY_${decision.reason.toUpperCase()}` });

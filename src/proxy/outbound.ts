@@ -20,7 +20,7 @@ import { forwardH2, type Upstream } from "./forward/h2.js";
 import { connectH2, H2SessionPool } from "./forward/pool.js";
 import { proxyHttp2ServerOptions } from "./forward/server-options.js";
 import { forwardTcp, type TcpUpstream } from "./forward/tcp.js";
-import { recordRequest, recordTcpOpen } from "./accounting.js";
+import { recordRequest, recordTcpOpen, type RequestLabels } from "./accounting.js";
 import type { ProxyMetrics } from "./metrics.js";
 import type { TlsContexts } from "./tls-contexts.js";
 import { TrackedListener } from "./listener.js";
@@ -64,6 +64,16 @@ class BalancedTarget {
   dispose(): void {
     this.dst.off("change", this.sync);
   }
+}
+
+function outboundLabels(target: BalancedTarget, chosen: Endpoint | undefined): RequestLabels {
+  return {
+    direction: "outbound",
+    authority: target.dst.path,
+    peerIdentity: chosen?.identity ?? "",
+    dstPod: chosen?.labels.pod ?? "",
+    tls: chosen?.identity !== undefined,
+  };
 }
 
 /** Pool key: the same address under another identity is another connection. */
@@ -228,13 +238,7 @@ export class OutboundProxy {
     });
     recordRequest(
       this.options.metrics,
-      {
-        direction: "outbound",
-        authority: target.dst.path,
-        peerIdentity: chosen?.identity ?? "",
-        dstPod: chosen?.labels.pod ?? "",
-        tls: chosen?.identity !== undefined,
-      },
+      outboundLabels(target, chosen),
       { status: result.status, grpcStatus: result.grpcStatus, error: result.error, latencyMs: clock.now() - start },
     );
   }
@@ -273,13 +277,7 @@ export class OutboundProxy {
     const result = await forwardH1(req, res, { clock: this.options.clock, choose: () => this.h1Upstream(target, (e) => (chosen = e)) });
     recordRequest(
       this.options.metrics,
-      {
-        direction: "outbound",
-        authority: target.dst.path,
-        peerIdentity: chosen?.identity ?? "",
-        dstPod: chosen?.labels.pod ?? "",
-        tls: chosen?.identity !== undefined,
-      },
+      outboundLabels(target, chosen),
       { status: result.status, error: result.error, latencyMs: this.options.clock.now() - start },
     );
   }
