@@ -68,7 +68,7 @@ test("the local mesh: experiments 1-5 and packet-level proof of mTLS", { skip: n
     await demo?.stop();
     rmSync(stateDir, { recursive: true, force: true });
   });
-  demo = await startDemoMesh({ stateDir, instance, certLifetime: "8s", podSubnet: await pickFreeSubnet() });
+  demo = await startDemoMesh({ stateDir, instance, certLifetime: "15s", podSubnet: await pickFreeSubnet() });
   const results = {};
   const calls = 600;
 
