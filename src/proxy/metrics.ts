@@ -9,12 +9,23 @@ export type Direction = "inbound" | "outbound";
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+export interface BalancerSnapshot {
+  authority: string;
+  total: number;
+  available: number;
+}
+
 export function createProxyMetrics(defaultLabels: Record<string, string> = {}) {
   const registry = new Registry();
+  let balancerSource: () => Iterable<BalancerSnapshot> = () => [];
   registry.setDefaultLabels(defaultLabels);
   const requestLabels = ["direction", "authority", "peer_identity", "dst_pod", "tls"] as const;
   return {
     registry,
+    /** The outbound proxy tells the metrics where its balancers are (read at each scrape). */
+    setBalancerSource(source: () => Iterable<BalancerSnapshot>): void {
+      balancerSource = source;
+    },
     requests: new Counter({
       name: "tether_proxy_requests_total",
       help: "HTTP and gRPC requests received, by direction, authority, peer identity, destination pod and TLS",
@@ -63,6 +74,14 @@ export function createProxyMetrics(defaultLabels: Record<string, string> = {}) {
       help: "Endpoints known to each outbound balancer, by state (ready, backoff)",
       labelNames: ["authority", "state"],
       registers: [registry],
+      // Read at scrape time: backoff changes with every pick, not only with discovery updates.
+      collect() {
+        this.reset();
+        for (const b of balancerSource()) {
+          this.set({ authority: b.authority, state: "ready" }, b.available);
+          this.set({ authority: b.authority, state: "backoff" }, b.total - b.available);
+        }
+      },
     }),
     authorizations: new Counter({
       name: "tether_proxy_inbound_authorizations_total",

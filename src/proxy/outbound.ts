@@ -93,6 +93,9 @@ export class OutboundProxy {
   constructor(private readonly options: OutboundOptions) {
     this.h2Pool = new H2SessionPool({ connectTimeoutMs: options.connectTimeoutMs ?? 3000 });
     this.h1Agents = new H1AgentPool((key) => this.createAgent(key));
+    options.metrics.setBalancerSource(() =>
+      [...this.targets.values()].map((t) => ({ authority: t.dst.path, ...t.balancer.size() })),
+    );
     this.listener = new TrackedListener((socket) => {
       this.onConnection(socket).catch((err) => {
         options.logger.error({ err: errorMessage(err) }, "outbound connection failed unexpectedly");

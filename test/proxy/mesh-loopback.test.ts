@@ -221,6 +221,8 @@ test("the app sees the verified client identity, never one sent from outside", a
     req.end();
   });
   assert.equal(body, "client.demo.serviceaccount.identity.tether.cluster.local");
+  // While the connection is open its balancer is reported, read at scrape time.
+  assert.match(await client.metrics.registry.metrics(), /tether_proxy_balancer_endpoints\{authority="10\.96\.0\.10:50051",state="ready"[^}]*\} 1/);
 });
 
 test("a plaintext client (no certificate) is refused with PERMISSION_DENIED by the default policy", async (t) => {
