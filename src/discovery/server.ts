@@ -6,6 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { bindServer, shutdownStreaming } from "../api/grpc-server.js";
 import { DestinationService, type DestinationUpdate, type GetDestination } from "../api/index.js";
 import type { ClusterState } from "../cluster/types.js";
 import { errorCode, errorMessage } from "../identity/errors.js";
@@ -115,12 +116,7 @@ export async function startDestinationServer(options: DestinationServerOptions):
     },
   });
 
-  const credentials = options.serverCredentials ?? grpc.ServerCredentials.createInsecure();
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
-  );
-  const host = options.listen.slice(0, options.listen.lastIndexOf(":"));
-  const address = `${host}:${port}`;
+  const { address, port } = await bindServer(server, options.listen, options.serverCredentials);
   logger.info({ address, clusterDomain }, "destination server listening");
 
   let closing: Promise<void> | undefined;
@@ -131,18 +127,7 @@ export async function startDestinationServer(options: DestinationServerOptions):
     metrics,
     close: () =>
       (closing ??= (async () => {
-        // End open streams with OK so proxies re-resolve against another replica.
-        for (const call of [...active]) call.end();
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, 2000);
-          server.tryShutdown(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
+        await shutdownStreaming(server, active);
         watcher.stop();
       })()),
   };

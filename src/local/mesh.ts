@@ -5,7 +5,7 @@
  * Cluster state is a folder of YAML the controller watches; this runner plays kubelet (pod status,
  * readiness) and kube-controller-manager (EndpointSlices), and kube-proxy for unmeshed pods.
  */
-import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -216,10 +216,6 @@ export class LocalMesh {
   /** Publishes an object to the controller's cluster folder as it is (policy resources, routes). */
   applyObject(object: { kind: string; metadata?: { name?: string; namespace?: string } }): Promise<void> {
     return this.writeManifest(object.kind.toLowerCase(), object.metadata?.namespace, object.metadata?.name ?? "unnamed", object);
-  }
-
-  deleteObject(object: { kind: string; metadata?: { name?: string; namespace?: string } }): Promise<void> {
-    return this.removeManifest(object.kind.toLowerCase(), object.metadata?.namespace, object.metadata?.name ?? "unnamed");
   }
 
   private async writeManifest(kind: string, namespace: string | undefined, name: string, object: unknown): Promise<void> {
@@ -434,7 +430,4 @@ export class LocalMesh {
 
   static readonly bin = TETHER_BIN;
 
-  async readTargets(): Promise<string> {
-    return readFile(join(this.options.stateDir, "targets.json"), "utf8");
-  }
 }

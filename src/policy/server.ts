@@ -5,6 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { bindServer, shutdownStreaming } from "../api/grpc-server.js";
 import { InboundPoliciesService, type InboundServer, type PortSpec } from "../api/index.js";
 import type { DefaultInboundPolicy } from "../api/mesh.js";
 import type { ClusterState } from "../cluster/types.js";
@@ -98,12 +99,7 @@ export async function startPolicyServer(options: PolicyServerOptions): Promise<P
     },
   });
 
-  const credentials = options.serverCredentials ?? grpc.ServerCredentials.createInsecure();
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
-  );
-  const host = options.listen.slice(0, options.listen.lastIndexOf(":"));
-  const address = `${host}:${port}`;
+  const { address, port } = await bindServer(server, options.listen, options.serverCredentials);
   logger.info({ address, clusterDefault: options.clusterDefault, trustDomain: options.trustDomain }, "policy server listening");
 
   let closing: Promise<void> | undefined;
@@ -114,18 +110,7 @@ export async function startPolicyServer(options: PolicyServerOptions): Promise<P
     metrics,
     close: () =>
       (closing ??= (async () => {
-        // End open streams with OK so proxies re-subscribe to another replica.
-        for (const call of [...active]) call.end();
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, 2000);
-          server.tryShutdown(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
+        await shutdownStreaming(server, active);
         watcher.stop();
       })()),
   };

@@ -30,7 +30,7 @@ import type { ProxyMetrics } from "./metrics.js";
 import type { OriginalDestination } from "./original-dst.js";
 import { peekClientHello } from "./tls-sni.js";
 import type { TlsContexts } from "./tls-contexts.js";
-import { TrackedListener } from "./listener.js";
+import { ProxySide } from "./listener.js";
 
 export interface InboundOptions {
   listen: { host: string; port: number };
@@ -99,36 +99,15 @@ function clientIp(socket: net.Socket): string {
   return address.startsWith("::ffff:") ? address.slice(7) : address;
 }
 
-export class InboundProxy {
-  private readonly listener: TrackedListener;
-  private readonly h1Server = http.createServer({ keepAlive: true });
+export class InboundProxy extends ProxySide {
   private readonly h1Connections = new WeakMap<net.Socket, InboundConnection>();
-  private readonly h2Pool = new H2SessionPool({ connectTimeoutMs: 3000 });
-  private readonly h1Agents = new H1AgentPool();
   private readonly tlsTerminator: tls.Server;
   /** Handshakes in progress, by client address:port (the TLS socket reports its parent's). */
   private readonly handshakes = new Map<string, (outcome: { socket?: tls.TLSSocket; err?: Error }) => void>();
 
   constructor(private readonly options: InboundOptions) {
+    super("inbound", options.logger, options.listen, new H2SessionPool({ connectTimeoutMs: 3000 }), new H1AgentPool());
     this.tlsTerminator = this.createTlsTerminator();
-    this.listener = new TrackedListener((socket) => {
-      this.onConnection(socket).catch((err) => {
-        options.logger.error({ err: errorMessage(err) }, "inbound connection failed unexpectedly");
-        socket.destroy();
-      });
-    });
-    this.h1Server.on("request", (req, res) => void this.onH1Request(req, res));
-    this.h1Server.on("upgrade", (req, socket: net.Socket, head: Buffer) => void this.onH1Upgrade(req, socket, head));
-  }
-
-  listen(): Promise<number> {
-    return this.listener.listen(this.options.listen.host, this.options.listen.port);
-  }
-
-  async drain(graceMs: number): Promise<void> {
-    await this.listener.drain(graceMs, this.h1Server);
-    await this.h2Pool.close(0);
-    this.h1Agents.close();
   }
 
   private refuse(socket: net.Socket, kind: string, message: string, extra: Record<string, unknown> = {}): void {
@@ -137,7 +116,7 @@ export class InboundProxy {
     socket.destroy();
   }
 
-  private async onConnection(raw: net.Socket): Promise<void> {
+  protected async onConnection(raw: net.Socket): Promise<void> {
     const { options } = this;
     raw.setNoDelay(true);
     raw.on("error", () => {});
@@ -343,7 +322,7 @@ export class InboundProxy {
     };
   }
 
-  private async onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  protected async onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const connection = this.h1Connections.get(req.socket);
     if (!connection) return void res.writeHead(500).end();
     const { clock, metrics } = this.options;
@@ -365,7 +344,7 @@ export class InboundProxy {
     recordRequest(metrics, labels, { status: result.status, error: result.error, latencyMs: clock.now() - start });
   }
 
-  private async onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+  protected async onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
     const connection = this.h1Connections.get(req.socket) ?? this.h1Connections.get(socket);
     if (!connection) return void socket.destroy();
     const decision = this.decide(connection, { method: req.method ?? "", path: req.url ?? "", headers: req.headers });

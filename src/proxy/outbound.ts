@@ -23,7 +23,7 @@ import { forwardTcp, type TcpUpstream } from "./forward/tcp.js";
 import { recordRequest, recordTcpOpen, type RequestLabels } from "./accounting.js";
 import type { ProxyMetrics } from "./metrics.js";
 import type { TlsContexts } from "./tls-contexts.js";
-import { TrackedListener } from "./listener.js";
+import { ProxySide } from "./listener.js";
 import { openUpstreamSocket } from "./upstream.js";
 import type { OriginalDestination } from "./original-dst.js";
 
@@ -81,39 +81,28 @@ function poolKey(endpoint: Endpoint): string {
   return `${endpoint.identity ?? "plaintext"}@${endpoint.key}`;
 }
 
-export class OutboundProxy {
-  private readonly listener: TrackedListener;
+export class OutboundProxy extends ProxySide {
   private readonly targets = new Map<string, BalancedTarget>();
-  private readonly h2Pool: H2SessionPool;
-  private readonly h1Agents: H1AgentPool;
-  private readonly h1Server = http.createServer({ keepAlive: true });
   private readonly h1Targets = new WeakMap<net.Socket, BalancedTarget>();
   private readonly agentEndpoints = new Map<string, Endpoint>();
 
   constructor(private readonly options: OutboundOptions) {
-    this.h2Pool = new H2SessionPool({ connectTimeoutMs: options.connectTimeoutMs ?? 3000 });
-    this.h1Agents = new H1AgentPool((key) => this.createAgent(key));
+    super(
+      "outbound",
+      options.logger,
+      options.listen,
+      new H2SessionPool({ connectTimeoutMs: options.connectTimeoutMs ?? 3000 }),
+      // Every connection of an endpoint's agent goes to that endpoint, over mTLS when it is meshed.
+      new H1AgentPool((key) => {
+        const agent = new http.Agent({ keepAlive: true });
+        (agent as unknown as { createConnection: () => net.Socket }).createConnection = () =>
+          openUpstreamSocket(this.agentEndpoints.get(key)!, { contexts: options.contexts, alpn: ["http/1.1"] });
+        return agent;
+      }),
+    );
     options.metrics.setBalancerSource(() =>
       [...this.targets.values()].map((t) => ({ authority: t.dst.path, ...t.balancer.size() })),
     );
-    this.listener = new TrackedListener((socket) => {
-      this.onConnection(socket).catch((err) => {
-        options.logger.error({ err: errorMessage(err) }, "outbound connection failed unexpectedly");
-        socket.destroy();
-      });
-    });
-    this.h1Server.on("request", (req, res) => void this.onH1Request(req, res));
-    this.h1Server.on("upgrade", (req, socket: net.Socket, head: Buffer) => void this.onH1Upgrade(req, socket, head));
-  }
-
-  listen(): Promise<number> {
-    return this.listener.listen(this.options.listen.host, this.options.listen.port);
-  }
-
-  async drain(graceMs: number): Promise<void> {
-    await this.listener.drain(graceMs, this.h1Server);
-    await this.h2Pool.close(0);
-    this.h1Agents.close();
   }
 
   private acquire(path: string): BalancedTarget {
@@ -133,7 +122,7 @@ export class OutboundProxy {
     this.options.destinations.release(target.dst);
   }
 
-  private async onConnection(socket: net.Socket): Promise<void> {
+  protected async onConnection(socket: net.Socket): Promise<void> {
     const { options } = this;
     socket.setNoDelay(true);
     socket.on("error", () => {});
@@ -262,17 +251,7 @@ export class OutboundProxy {
     };
   }
 
-  private createAgent(key: string): http.Agent {
-    const agent = new http.Agent({ keepAlive: true });
-    const contexts = this.options.contexts;
-    const endpoints = this.agentEndpoints;
-    // Every connection of this agent goes to one endpoint, over mTLS when it is meshed.
-    (agent as unknown as { createConnection: () => net.Socket }).createConnection = () =>
-      openUpstreamSocket(endpoints.get(key)!, { contexts, alpn: ["http/1.1"] });
-    return agent;
-  }
-
-  private async onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  protected async onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const target = this.h1Targets.get(req.socket);
     if (!target) return void res.writeHead(500).end();
     const start = this.options.clock.now();
@@ -285,7 +264,7 @@ export class OutboundProxy {
     );
   }
 
-  private async onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+  protected async onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
     const target = this.h1Targets.get(req.socket) ?? this.h1Targets.get(socket);
     if (!target) return void socket.destroy();
     await forwardUpgrade(req, socket, head, { clock: this.options.clock, choose: () => this.h1Upstream(target, () => {}) });

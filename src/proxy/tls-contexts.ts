@@ -15,11 +15,9 @@ export class TlsContexts {
   private credentials: Credentials | undefined;
   private server: SecureContext | undefined;
   private client: SecureContext | undefined;
-  /** Number of certificates installed so far (rotation is observable in tests and metrics). */
-  generation = 0;
 
   constructor(
-    private anchorsPem: string,
+    private readonly anchorsPem: string,
     private readonly clock: Clock,
   ) {}
 
@@ -27,13 +25,6 @@ export class TlsContexts {
     this.server = createServerSecureContext(credentials, this.anchorsPem);
     this.client = createClientSecureContext(credentials, this.anchorsPem);
     this.credentials = credentials;
-    this.generation++;
-  }
-
-  /** New trust anchors (anchor rotation): rebuild the contexts with the current certificate. */
-  setAnchors(anchorsPem: string): void {
-    this.anchorsPem = anchorsPem;
-    if (this.credentials) this.install(this.credentials);
   }
 
   get anchors(): string {

@@ -23,7 +23,6 @@ export interface ConnectOptions {
   alpn?: string[];
   /** Keep our sending side open after the peer ends (opaque TCP forwards half-closes). */
   allowHalfOpen?: boolean;
-  timeoutMs: number;
 }
 
 /**
@@ -31,7 +30,7 @@ export interface ConnectOptions {
  * mTLS for a meshed endpoint, plain TCP otherwise. Throws when a meshed endpoint cannot be
  * reached securely.
  */
-export function openUpstreamSocket(target: UpstreamTarget, options: Omit<ConnectOptions, "timeoutMs">): net.Socket {
+export function openUpstreamSocket(target: UpstreamTarget, options: ConnectOptions): net.Socket {
   const allowHalfOpen = options.allowHalfOpen ?? false;
   if (target.identity === undefined) return net.connect({ host: target.address, port: target.port, allowHalfOpen });
   const secureContext = options.contexts.clientContext();
@@ -51,47 +50,4 @@ export function openUpstreamSocket(target: UpstreamTarget, options: Omit<Connect
     ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
   };
   return tls.connect(connectOptions);
-}
-
-/** Resolves with a connected (and, when meshed, handshaken and verified) socket. */
-export function connectUpstream(target: UpstreamTarget, options: ConnectOptions): Promise<net.Socket> {
-  let socket: net.Socket;
-  try {
-    socket = openUpstreamSocket(target, options);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  return settle(socket, target.identity === undefined ? "connect" : "secureConnect", target, options.timeoutMs);
-}
-
-function settle(socket: net.Socket, readyEvent: string, target: UpstreamTarget, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const where = `${target.address}:${target.port}`;
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new UpstreamError("UPSTREAM_CONNECT_TIMEOUT", `connecting to ${where} took longer than ${timeoutMs} ms`, true));
-    }, timeoutMs);
-    const onError = (err: Error & { code?: string }) => {
-      clearTimeout(timer);
-      socket.destroy();
-      const identityProblem = err.code === "TLS_WRONG_PEER_IDENTITY" || err.code === "TLS_NO_PEER_IDENTITY" || err.code === "ERR_TLS_CERT_ALTNAME_INVALID";
-      reject(
-        new UpstreamError(
-          identityProblem ? "UPSTREAM_IDENTITY_MISMATCH" : "UPSTREAM_CONNECT_FAILED",
-          identityProblem
-            ? `endpoint ${where} did not prove identity ${target.identity}: ${err.message}`
-            : `cannot connect to ${where}: ${err.message}`,
-          true,
-          { cause: err },
-        ),
-      );
-    };
-    socket.once("error", onError);
-    socket.once(readyEvent, () => {
-      clearTimeout(timer);
-      socket.off("error", onError);
-      socket.setNoDelay(true);
-      resolve(socket);
-    });
-  });
 }

@@ -24,14 +24,11 @@ import {
 } from "../../src/local/demo/scenario.js";
 import { summarize } from "../../src/local/demo/echo.js";
 import { netnsSkip, testInstance } from "../support/netns-harness.js";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chromiumSkip, openBrowserPage } from "../support/chromium.js";
 import { pino } from "pino";
-import { chromium, type BrowserContext } from "playwright-core";
 import { startDashboard } from "../../src/cli/viz/dashboard.js";
 import { openSource } from "../../src/cli/viz/commands.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 
 function judge(goals: Goal[]): void {
   for (const g of goals) console.log(`${g.ok ? "PASS" : "MISS"} exp ${g.experiment} ${g.timing ? "(timing, not asserted) " : ""}${g.what}: ${g.measured}`);
@@ -89,7 +86,7 @@ test("the local mesh: experiments 1-5 and packet-level proof of mTLS", { skip: n
     }
   });
 
-  await t.test("the dashboard shows live traffic for every replica of the running mesh", { skip: existsSync(CHROMIUM) ? undefined : "needs chromium" }, async (st) => {
+  await t.test("the dashboard shows live traffic for every replica of the running mesh", { skip: chromiumSkip }, async (st) => {
     const dashboard = await startDashboard({
       source: openSource({ targets: join(stateDir, "targets.json"), windowMs: 500 }),
       intervalMs: 500,
@@ -98,19 +95,7 @@ test("the local mesh: experiments 1-5 and packet-level proof of mTLS", { skip: n
     });
     st.after(() => dashboard.close());
     const traffic = callFrom(demo!.mesh, "client", demo!.echoVip, 3000, { intervalMs: 2 });
-    const profile = await mkdtemp(join(tmpdir(), "tether-e2e-chromium-"));
-    let browser: BrowserContext | undefined;
-    st.after(async () => {
-      await browser?.close();
-      await rm(profile, { recursive: true, force: true });
-    });
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      timeout: 30_000,
-      viewport: { width: 1440, height: 1100 },
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
-    const page = browser.pages()[0] ?? (await browser.newPage());
+    const page = await openBrowserPage(st);
     await page.goto(dashboard.url);
     // Scrapes under a loaded machine may take a few rounds: wait (bounded) until every replica shows traffic.
     await page

@@ -1,20 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { chromium, type BrowserContext } from "playwright-core";
 import { startDashboard } from "../../src/cli/viz/dashboard.js";
 import { openSource } from "../../src/cli/viz/commands.js";
 import { startFakeMesh } from "./fake-mesh.js";
+import { chromiumSkip, openBrowserPage } from "../support/chromium.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 
 test(
   "dashboard in a browser: charts show non-zero traffic for every replica",
-  { timeout: 90_000, skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install it with \`apt-get install -y chromium\` to run the browser test` },
+  { timeout: 90_000, skip: chromiumSkip },
   async (t) => {
     const mesh = await startFakeMesh();
     t.after(() => mesh.close());
@@ -27,21 +24,7 @@ test(
     const dashboard = await startDashboard({ source: openSource({ targets: mesh.targetsFile, windowMs: 500 }), intervalMs: 500, logger: pino({ level: "silent" }) });
     t.after(() => dashboard.close());
 
-    const profile = await mkdtemp(join(tmpdir(), "tether-viz-chromium-"));
-    let browser: BrowserContext | undefined;
-    // Close the browser before removing its profile (it writes there until it exits).
-    t.after(async () => {
-      await browser?.close();
-      await rm(profile, { recursive: true, force: true });
-    });
-    // A fresh profile per run (playwright passes it as --user-data-dir).
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      timeout: 30_000,
-      viewport: { width: 1440, height: 1100 },
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
-    const page = browser.pages()[0] ?? (await browser.newPage());
+    const page = await openBrowserPage(t);
     const consoleErrors: string[] = [];
     page.on("console", (m) => void (m.type() === "error" && consoleErrors.push(m.text())));
     page.on("pageerror", (e) => consoleErrors.push(e.message));

@@ -1,0 +1,34 @@
+/**
+ * The lifecycle the control plane's streaming gRPC servers share: bind (insecure only when no
+ * credentials are given, i.e. in tests) and a shutdown that ends open streams with OK, so proxies
+ * re-subscribe to another replica, then waits briefly for in-flight calls.
+ */
+import * as grpc from "@grpc/grpc-js";
+
+export interface BoundServer {
+  /** `host:port` actually bound. */
+  address: string;
+  port: number;
+}
+
+export async function bindServer(server: grpc.Server, listen: string, credentials?: grpc.ServerCredentials): Promise<BoundServer> {
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(listen, credentials ?? grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+  );
+  return { address: `${listen.slice(0, listen.lastIndexOf(":"))}:${port}`, port };
+}
+
+/** Ends every open stream with OK, then shuts down (forced after `graceMs`). */
+export async function shutdownStreaming(server: grpc.Server, streams: Iterable<{ end(): void }>, graceMs = 2000): Promise<void> {
+  for (const call of [...streams]) call.end();
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
