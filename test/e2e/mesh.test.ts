@@ -65,7 +65,7 @@ test("the local mesh: experiments 1-5 and packet-level proof of mTLS", { skip: n
     await demo?.stop();
     rmSync(stateDir, { recursive: true, force: true });
   });
-  demo = await startDemoMesh({ stateDir, instance, certLifetime: "15s", podSubnet: await pickFreeSubnet() });
+  demo = await startDemoMesh({ stateDir, instance, certLifetime: "30s", podSubnet: await pickFreeSubnet() });
   const results = {};
   const calls = 600;
 
@@ -131,7 +131,7 @@ test("the local mesh: experiments 1-5 and packet-level proof of mTLS", { skip: n
   });
 
   await t.test("experiment 4: certificate and issuer rotation during the run", async () => {
-    judge(await experimentRotation(demo!, 2500, results));
+    judge(await experimentRotation(demo!, 4000, results));
   });
 
   await t.test("experiment 5: attackers refused, authorized traffic unaffected", async () => {
