@@ -29,26 +29,56 @@ export function classify(outcome: RequestOutcome): "success" | "failure" {
   return "success";
 }
 
-export function recordRequest(metrics: ProxyMetrics, labels: RequestLabels, outcome: RequestOutcome): void {
-  const base = {
+/** The labelled series one label set writes to, looked up once (prom-client hashes labels on every call). */
+interface RequestSeries {
+  requests: { inc(): void };
+  responses: Map<string, { inc(): void }>;
+  latency: Map<string, { observe(seconds: number): void }>;
+}
+
+const seriesByMetrics = new WeakMap<ProxyMetrics, Map<string, RequestSeries>>();
+
+function requestSeries(metrics: ProxyMetrics, labels: RequestLabels): RequestSeries {
+  let byKey = seriesByMetrics.get(metrics);
+  if (!byKey) seriesByMetrics.set(metrics, (byKey = new Map()));
+  const key = `${labels.direction}\0${labels.authority}\0${labels.peerIdentity}\0${labels.dstPod}\0${labels.tls}`;
+  let series = byKey.get(key);
+  if (!series) {
+    series = { requests: metrics.requests.labels(baseLabels(labels)), responses: new Map(), latency: new Map() };
+    byKey.set(key, series);
+  }
+  return series;
+}
+
+function baseLabels(labels: RequestLabels) {
+  return {
     direction: labels.direction,
     authority: labels.authority,
     peer_identity: labels.peerIdentity,
     dst_pod: labels.dstPod,
     tls: String(labels.tls),
   };
+}
+
+export function recordRequest(metrics: ProxyMetrics, labels: RequestLabels, outcome: RequestOutcome): void {
+  const series = requestSeries(metrics, labels);
   const classification = classify(outcome);
-  metrics.requests.inc(base);
-  metrics.responses.inc({
-    ...base,
-    status_code: outcome.status === undefined ? "" : String(outcome.status),
-    grpc_status: outcome.grpcStatus === undefined ? "" : String(outcome.grpcStatus),
-    classification,
-  });
-  metrics.responseLatency.observe(
-    { direction: labels.direction, authority: labels.authority, dst_pod: labels.dstPod, classification },
-    outcome.latencyMs / 1000,
-  );
+  const status = outcome.status === undefined ? "" : String(outcome.status);
+  const grpcStatus = outcome.grpcStatus === undefined ? "" : String(outcome.grpcStatus);
+  series.requests.inc();
+  const responseKey = `${status}\0${grpcStatus}\0${classification}`;
+  let responses = series.responses.get(responseKey);
+  if (!responses) {
+    responses = metrics.responses.labels({ ...baseLabels(labels), status_code: status, grpc_status: grpcStatus, classification });
+    series.responses.set(responseKey, responses);
+  }
+  responses.inc();
+  let latency = series.latency.get(classification);
+  if (!latency) {
+    latency = metrics.responseLatency.labels({ direction: labels.direction, authority: labels.authority, dst_pod: labels.dstPod, classification });
+    series.latency.set(classification, latency);
+  }
+  latency.observe(outcome.latencyMs / 1000);
 }
 
 export interface TcpLabels {

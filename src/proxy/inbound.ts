@@ -6,7 +6,7 @@
  * localhost. Denials: HTTP 403, gRPC PERMISSION_DENIED, opaque TCP closed; each logged and counted.
  */
 import http from "node:http";
-import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 import type { Logger } from "pino";
@@ -20,10 +20,11 @@ import { peerIdentity } from "../identity/tls.js";
 import { recordRequest, recordTcpOpen, type RequestLabels } from "./accounting.js";
 import { detectProtocol } from "./detect.js";
 import { forwardH1, forwardUpgrade, H1AgentPool, serveHttp1Connection, type H1Upstream } from "./forward/h1.js";
-import { forwardH2, type Upstream } from "./forward/h2.js";
-import { GrpcStatus, isGrpc, trailersOnly } from "./forward/grpc.js";
-import { connectH2, H2SessionPool } from "./forward/pool.js";
-import { proxyHttp2ServerOptions } from "./forward/server-options.js";
+import { answer, forwardH2 } from "./forward/h2.js";
+import { GrpcStatus } from "./forward/grpc.js";
+import { H2ConnectionPool } from "./forward/pool.js";
+import type { H2Stream } from "./h2/connection.js";
+import { fieldsToObject, fieldValue, withoutField, type HeaderFields } from "./h2/fields.js";
 import { forwardTcp } from "./forward/tcp.js";
 import type { InboundPolicyCache } from "./inbound-policies.js";
 import type { ProxyMetrics } from "./metrics.js";
@@ -106,7 +107,17 @@ export class InboundProxy extends ProxySide {
   private readonly handshakes = new Map<string, (outcome: { socket?: tls.TLSSocket; err?: Error }) => void>();
 
   constructor(private readonly options: InboundOptions) {
-    super("inbound", options.logger, options.listen, new H2SessionPool({ connectTimeoutMs: 3000 }), new H1AgentPool());
+    super(
+      "inbound",
+      options.logger,
+      options.metrics,
+      options.listen,
+      new H2ConnectionPool({
+        connectTimeoutMs: 3000,
+        onProtocolError: (kind) => options.metrics.protocolErrors.inc({ direction: "inbound", kind: `app-${kind}` }),
+      }),
+      new H1AgentPool(),
+    );
     this.tlsTerminator = this.createTlsTerminator();
   }
 
@@ -159,7 +170,7 @@ export class InboundProxy extends ProxySide {
     if (socket.destroyed) return;
     switch (detection.protocol) {
       case "h2":
-        return this.serveH2(socket, connection);
+        return this.serveH2(socket, (stream, fields, endStream) => this.onH2Stream(stream, fields, endStream, connection));
       case "http1":
         this.h1Connections.set(socket, connection);
         return serveHttp1Connection(this.h1Server, socket);
@@ -256,13 +267,6 @@ export class InboundProxy extends ProxySide {
     return decision;
   }
 
-  private serveH2(socket: net.Socket, connection: InboundConnection): void {
-    const session = http2.performServerHandshake(socket, proxyHttp2ServerOptions());
-    this.listener.track(session);
-    session.on("error", () => this.options.metrics.protocolErrors.inc({ direction: "inbound", kind: "h2-session" }));
-    session.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.onH2Stream(stream, headers, connection));
-  }
-
   /** Request headers as the app sees them: our verified client identity, never one from outside. */
   private withClientId(connection: InboundConnection) {
     return (headers: OutgoingHttpHeaders): OutgoingHttpHeaders => {
@@ -272,43 +276,51 @@ export class InboundProxy extends ProxySide {
     };
   }
 
-  private async onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, connection: InboundConnection): Promise<void> {
+  /** The same for HTTP/2 header lists. */
+  private withClientIdField(connection: InboundConnection) {
+    const identity = connection.facts.clientIdentity;
+    return (fields: HeaderFields): HeaderFields => {
+      const out = withoutField(fields, CLIENT_ID_HEADER);
+      if (identity) out.push(CLIENT_ID_HEADER, identity);
+      return out;
+    };
+  }
+
+  private onH2Stream(stream: H2Stream, fields: HeaderFields, endStream: boolean, connection: InboundConnection): void {
     const { clock, metrics, appHost } = this.options;
     const start = clock.now();
     const labels = inboundLabels(connection);
     const decision = this.decide(connection, {
-      method: String(headers[":method"] ?? ""),
-      path: String(headers[":path"] ?? ""),
-      headers,
+      method: fieldValue(fields, ":method") ?? "",
+      path: fieldValue(fields, ":path") ?? "",
+      headers: fieldsToObject(fields),
     });
     if (!decision.allowed) {
-      stream.on("error", () => {});
-      const grpc = isGrpc(headers);
-      if (grpc) stream.respond(trailersOnly(GrpcStatus.PERMISSION_DENIED, `denied by tether policy (${decision.reason})`), { endStream: true });
-      else {
-        stream.respond({ ":status": 403, "content-type": "text/plain", "tether-error": `POLICY_${decision.reason.toUpperCase()}` });
-        stream.end(`forbidden by tether policy: ${decision.reason}\n`);
-      }
-      recordRequest(metrics, labels, {
-        status: grpc ? 200 : 403,
-        ...(grpc ? { grpcStatus: GrpcStatus.PERMISSION_DENIED } : {}),
-        latencyMs: clock.now() - start,
+      const contentType = fieldValue(fields, "content-type");
+      const grpc = contentType !== undefined && contentType.startsWith("application/grpc");
+      const answered = answer(stream, grpc, {
+        grpcStatus: GrpcStatus.PERMISSION_DENIED,
+        httpStatus: 403,
+        code: `POLICY_${decision.reason.toUpperCase()}`,
+        message: `forbidden by tether policy: ${decision.reason}`,
       });
+      recordRequest(metrics, labels, { ...answered, latencyMs: clock.now() - start });
       return;
     }
     const port = connection.port;
-    const result = await forwardH2(stream, headers, {
+    forwardH2(stream, fields, endStream, {
       clock,
       maxAttempts: 1,
-      requestHeaders: this.withClientId(connection),
-      choose: (): Upstream => ({
-        session: async () => this.h2Pool.session(`app:${port}`, () => connectH2(`${appHost}:${port}`, () => net.connect({ host: appHost, port }))),
+      requestFields: this.withClientIdField(connection),
+      choose: () => ({
+        connection: () => this.h2Pool.connection(`app:${port}`, () => net.connect({ host: appHost, port })),
         done: () => {},
         failed: () => {},
         cancel: () => {},
       }),
+      finished: (result) =>
+        recordRequest(metrics, labels, { status: result.status, grpcStatus: result.grpcStatus, error: result.error, latencyMs: result.durationMs }),
     });
-    recordRequest(metrics, labels, { status: result.status, grpcStatus: result.grpcStatus, error: result.error, latencyMs: clock.now() - start });
   }
 
   private appUpstream(port: number): H1Upstream {

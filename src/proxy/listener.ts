@@ -5,17 +5,20 @@
  * finish, and cuts what is left after the grace period.
  */
 import http from "node:http";
-import type { ServerHttp2Session } from "node:http2";
 import net from "node:net";
+import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { errorMessage } from "../identity/errors.js";
 import type { H1AgentPool } from "./forward/h1.js";
-import type { H2SessionPool } from "./forward/pool.js";
+import type { H2ConnectionPool } from "./forward/pool.js";
+import { H2Connection, type H2Stream } from "./h2/connection.js";
+import type { HeaderFields } from "./h2/fields.js";
+import type { Direction, ProxyMetrics } from "./metrics.js";
 
 export class TrackedListener {
   readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly connections = new Set<H2Connection>();
   private draining = false;
 
   constructor(onConnection: (socket: net.Socket) => void) {
@@ -34,20 +37,20 @@ export class TrackedListener {
     return (this.server.address() as net.AddressInfo).port;
   }
 
-  /** Registers an HTTP/2 session served on one of our connections (so drain can GOAWAY it). */
-  track(session: ServerHttp2Session): void {
+  /** Registers an HTTP/2 connection we serve (so drain can GOAWAY it). */
+  track(connection: H2Connection): void {
     if (this.draining) {
-      session.close();
+      connection.close();
       return;
     }
-    this.sessions.add(session);
-    session.once("close", () => this.sessions.delete(session));
+    this.connections.add(connection);
+    connection.socket.once("close", () => this.connections.delete(connection));
   }
 
   async drain(graceMs: number, h1Server: http.Server): Promise<void> {
     this.draining = true;
     this.server.close();
-    for (const session of this.sessions) session.close();
+    for (const connection of this.connections) connection.close();
     h1Server.closeIdleConnections();
     const deadline = Date.now() + graceMs;
     while (this.sockets.size > 0 && Date.now() < deadline) {
@@ -67,10 +70,11 @@ export abstract class ProxySide {
   protected readonly h1Server = http.createServer({ keepAlive: true });
 
   constructor(
-    direction: "inbound" | "outbound",
+    private readonly direction: Direction,
     logger: Logger,
+    private readonly metrics: ProxyMetrics,
     private readonly address: { host: string; port: number },
-    protected readonly h2Pool: H2SessionPool,
+    protected readonly h2Pool: H2ConnectionPool,
     protected readonly h1Agents: H1AgentPool,
   ) {
     this.listener = new TrackedListener((socket) => {
@@ -86,6 +90,18 @@ export abstract class ProxySide {
   protected abstract onConnection(socket: net.Socket): Promise<void>;
   protected abstract onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void>;
   protected abstract onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void>;
+
+  /** Serves HTTP/2 on an accepted (and, inbound, TLS-terminated) connection. */
+  protected serveH2(socket: Duplex, onRequest: (stream: H2Stream, fields: HeaderFields, endStream: boolean) => void): void {
+    const connection = new H2Connection(socket, {
+      role: "server",
+      events: {
+        stream: onRequest,
+        protocolError: (kind) => this.metrics.protocolErrors.inc({ direction: this.direction, kind }),
+      },
+    });
+    this.listener.track(connection);
+  }
 
   listen(): Promise<number> {
     return this.listener.listen(this.address.host, this.address.port);

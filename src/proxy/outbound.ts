@@ -6,7 +6,6 @@
  * as plain TCP (they are not in the mesh).
  */
 import http from "node:http";
-import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import net from "node:net";
 import type { Logger } from "pino";
 import type { Clock } from "../identity/clock.js";
@@ -16,9 +15,10 @@ import { detectProtocol } from "./detect.js";
 import { DestinationCache, endpointKey, type DestinationTarget, type Endpoint } from "./destinations.js";
 import { UpstreamError } from "./forward/errors.js";
 import { forwardH1, forwardUpgrade, H1AgentPool, serveHttp1Connection, type H1Upstream } from "./forward/h1.js";
-import { forwardH2, type Upstream } from "./forward/h2.js";
-import { connectH2, H2SessionPool } from "./forward/pool.js";
-import { proxyHttp2ServerOptions } from "./forward/server-options.js";
+import { forwardH2, type H2Upstream } from "./forward/h2.js";
+import { H2ConnectionPool } from "./forward/pool.js";
+import type { H2Stream } from "./h2/connection.js";
+import type { HeaderFields } from "./h2/fields.js";
 import { forwardTcp, type TcpUpstream } from "./forward/tcp.js";
 import { recordRequest, recordTcpOpen, type RequestLabels } from "./accounting.js";
 import type { ProxyMetrics } from "./metrics.js";
@@ -49,15 +49,19 @@ export interface OutboundOptions {
 class BalancedTarget {
   refs = 0;
   readonly balancer: Balancer<Endpoint>;
-  private readonly sync = () => this.balancer.update([...this.dst.endpoints.values()]);
+  private readonly sync = () => {
+    this.balancer.update([...this.dst.endpoints.values()]);
+    this.onChange();
+  };
 
   constructor(
     readonly dst: DestinationTarget,
     balancerName: string,
     clock: Clock,
+    private readonly onChange: () => void,
   ) {
     this.balancer = createBalancer<Endpoint>(balancerName, { key: (e) => e.key, clock });
-    this.sync();
+    this.balancer.update([...dst.endpoints.values()]);
     dst.on("change", this.sync);
   }
 
@@ -90,8 +94,12 @@ export class OutboundProxy extends ProxySide {
     super(
       "outbound",
       options.logger,
+      options.metrics,
       options.listen,
-      new H2SessionPool({ connectTimeoutMs: options.connectTimeoutMs ?? 3000 }),
+      new H2ConnectionPool({
+        connectTimeoutMs: options.connectTimeoutMs ?? 3000,
+        onProtocolError: (kind) => options.metrics.protocolErrors.inc({ direction: "outbound", kind: `upstream-${kind}` }),
+      }),
       // Every connection of an endpoint's agent goes to that endpoint, over mTLS when it is meshed.
       new H1AgentPool((key) => {
         const agent = new http.Agent({ keepAlive: true });
@@ -108,7 +116,7 @@ export class OutboundProxy extends ProxySide {
   private acquire(path: string): BalancedTarget {
     let target = this.targets.get(path);
     if (!target) {
-      target = new BalancedTarget(this.options.destinations.acquire(path), this.options.balancer, this.options.clock);
+      target = new BalancedTarget(this.options.destinations.acquire(path), this.options.balancer, this.options.clock, () => this.retainPooled());
       this.targets.set(path, target);
     }
     target.refs++;
@@ -120,6 +128,17 @@ export class OutboundProxy extends ProxySide {
     this.targets.delete(target.dst.path);
     target.dispose();
     this.options.destinations.release(target.dst);
+  }
+
+  /**
+   * After a discovery change: pooled HTTP/2 connections to endpoints no destination in use lists
+   * any more close gracefully (in-flight requests finish). Released destinations' connections
+   * are left to the idle timeout, so a client reconnecting at once finds them warm.
+   */
+  private retainPooled(): void {
+    const keys = new Set<string>();
+    for (const target of this.targets.values()) for (const endpoint of target.dst.endpoints.values()) keys.add(poolKey(endpoint));
+    this.h2Pool.retain(keys);
   }
 
   protected async onConnection(socket: net.Socket): Promise<void> {
@@ -152,7 +171,7 @@ export class OutboundProxy extends ProxySide {
     if (socket.destroyed) return;
     switch (detection.protocol) {
       case "h2":
-        return this.serveH2(socket, target);
+        return this.serveH2(socket, (stream, fields, endStream) => this.onH2Stream(stream, fields, endStream, target));
       case "http1":
         this.h1Targets.set(socket, target);
         return serveHttp1Connection(this.h1Server, socket);
@@ -200,39 +219,30 @@ export class OutboundProxy extends ProxySide {
     return pick;
   }
 
-  private serveH2(socket: net.Socket, target: BalancedTarget): void {
-    const session = http2.performServerHandshake(socket, proxyHttp2ServerOptions());
-    this.listener.track(session);
-    session.on("error", () => this.options.metrics.protocolErrors.inc({ direction: "outbound", kind: "h2-session" }));
-    session.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.onH2Stream(stream, headers, target));
-  }
-
-  private async onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: BalancedTarget): Promise<void> {
-    const { clock, contexts } = this.options;
-    const start = clock.now();
+  private onH2Stream(stream: H2Stream, fields: HeaderFields, endStream: boolean, target: BalancedTarget): void {
+    const { clock, contexts, metrics } = this.options;
     let chosen: Endpoint | undefined;
-    const result = await forwardH2(stream, headers, {
+    forwardH2(stream, fields, endStream, {
       clock,
-      choose: (): Upstream => {
+      choose: (): H2Upstream => {
         const pick = this.pick(target);
         const endpoint = pick.endpoint;
         chosen = endpoint;
         return {
-          session: async () =>
-            this.h2Pool.session(poolKey(endpoint), () =>
-              connectH2(endpoint.key, () => openUpstreamSocket(endpoint, { contexts, alpn: ["h2"] })),
-            ),
+          connection: () => this.h2Pool.connection(poolKey(endpoint), () => openUpstreamSocket(endpoint, { contexts, alpn: ["h2"] })),
           done: (outcome) => pick.done(outcome),
           failed: () => pick.failed(),
           cancel: () => pick.cancel(),
         };
       },
+      finished: (result) =>
+        recordRequest(metrics, outboundLabels(target, chosen), {
+          status: result.status,
+          grpcStatus: result.grpcStatus,
+          error: result.error,
+          latencyMs: result.durationMs,
+        }),
     });
-    recordRequest(
-      this.options.metrics,
-      outboundLabels(target, chosen),
-      { status: result.status, grpcStatus: result.grpcStatus, error: result.error, latencyMs: clock.now() - start },
-    );
   }
 
   private h1Upstream(target: BalancedTarget, onChosen: (e: Endpoint) => void): H1Upstream {

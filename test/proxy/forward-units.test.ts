@@ -1,18 +1,46 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { forwardableHeaders } from "../../src/proxy/forward/headers.js";
+import { fieldsToObject, fieldValue, forwardableFields, objectToFields, withoutField } from "../../src/proxy/h2/fields.js";
 import { encodeGrpcMessage, grpcStatusOf, isGrpc, parseGrpcTimeout, trailersOnly } from "../../src/proxy/forward/grpc.js";
 import { httpStatusFor, errorReason, UpstreamError } from "../../src/proxy/forward/errors.js";
 
 test("hop-by-hop headers and the ones Connection names are dropped; te only as 'trailers'", () => {
-  const cases: [Record<string, string>, Record<string, string>][] = [
-    [{ ":path": "/a", "x-a": "1", connection: "keep-alive, x-secret", "x-secret": "s", "keep-alive": "5" }, { ":path": "/a", "x-a": "1" }],
-    [{ te: "trailers", "transfer-encoding": "chunked", upgrade: "h2c", "proxy-connection": "x" }, { te: "trailers" }],
-    [{ te: "gzip, trailers" }, {}],
-    [{ "content-type": "application/grpc", "grpc-timeout": "1S" }, { "content-type": "application/grpc", "grpc-timeout": "1S" }],
+  const cases: [string[], string[]][] = [
+    [
+      [":path", "/a", "x-a", "1", "connection", "keep-alive, X-Secret", "x-secret", "s", "keep-alive", "5"],
+      [":path", "/a", "x-a", "1"],
+    ],
+    [["te", "trailers", "transfer-encoding", "chunked", "upgrade", "h2c", "proxy-connection", "x"], ["te", "trailers"]],
+    [["te", "gzip, trailers"], []],
+    [["te", " Trailers "], ["te", " Trailers "]],
+    [["content-type", "application/grpc", "grpc-timeout", "1S"], ["content-type", "application/grpc", "grpc-timeout", "1S"]],
+    // Repeated fields keep their order and multiplicity.
+    [["x-b", "1", "keep-alive", "5", "x-b", "2"], ["x-b", "1", "x-b", "2"]],
   ];
-  for (const [input, expected] of cases) assert.deepEqual(forwardableHeaders(input), expected);
-  assert.deepEqual(forwardableHeaders({ "x-a": "1", "tether-client-id": "forged" }, ["Tether-Client-Id"]), { "x-a": "1" });
+  for (const [input, expected] of cases) assert.deepEqual(forwardableFields(input), expected, JSON.stringify(input));
+  // The extra name to drop (e.g. a client-supplied identity header the inbound proxy sets itself).
+  assert.deepEqual(forwardableFields(["x-a", "1", "tether-client-id", "forged"], "tether-client-id"), ["x-a", "1"]);
+  // Nothing to remove: the same array comes back (no copy on the hot path), and the input is never changed.
+  const clean = [":method", "GET", ":path", "/", "x-a", "1"];
+  assert.equal(forwardableFields(clean), clean);
+  const dirty = ["x-a", "1", "upgrade", "h2c"];
+  forwardableFields(dirty);
+  assert.deepEqual(dirty, ["x-a", "1", "upgrade", "h2c"]);
+});
+
+test("field list helpers: lookup, removal, object form both ways", () => {
+  const fields = [":status", "200", "set-cookie", "a=1", "x-a", "1", "set-cookie", "b=2"];
+  assert.equal(fieldValue(fields, "x-a"), "1");
+  assert.equal(fieldValue(fields, "set-cookie"), "a=1", "the first of repeated fields");
+  assert.equal(fieldValue(fields, "missing"), undefined);
+  // A name never matches a value in the same position.
+  assert.equal(fieldValue(["x-a", "x-b", "x-b", "2"], "x-b"), "2");
+  assert.deepEqual(withoutField(fields, "set-cookie"), [":status", "200", "x-a", "1"]);
+  assert.deepEqual(fieldsToObject(fields), { ":status": "200", "set-cookie": ["a=1", "b=2"], "x-a": "1" });
+  assert.deepEqual(fieldsToObject(["x", "1", "x", "2", "x", "3"]), { x: ["1", "2", "3"] });
+  assert.deepEqual(objectToFields({ "x-a": "1", ":status": 503, "set-cookie": ["a", "b"], skipped: undefined }), [
+    ":status", "503", "x-a", "1", "set-cookie", "a", "set-cookie", "b",
+  ]);
 });
 
 test("grpc-timeout parsing", () => {

@@ -1,30 +1,30 @@
 /**
- * Forwards one incoming HTTP/2 stream (a gRPC call or an HTTP/2 request) to an upstream session
- * chosen per request: headers, data and trailers pass unchanged except hop-by-hop headers;
- * backpressure comes from piping (HTTP/2 flow control on both sides); a reset on either side
- * resets the other; `grpc-timeout` is enforced here too, so a stuck upstream cannot hold the
- * client past its deadline. Which endpoint, and how to connect to it (plaintext or mTLS), is the
+ * Forwards one HTTP/2 request (a gRPC call or any HTTP/2 exchange) from a downstream stream to an
+ * upstream stream chosen per request, frame by frame: headers, data and trailers pass unchanged but
+ * for hop-by-hop headers; a stream's bytes are credited back to its sender only once written on
+ * the other side (backpressure through both flow-control windows); a reset on either side resets
+ * the other; `grpc-timeout` is enforced here too. Which endpoint, and how to reach it, is the
  * caller's business, through `choose`.
+ *
+ * Retries: a connection that fails before anything was sent moves the request to another endpoint;
+ * so does a stream the upstream refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last
+ * stream: e.g. a pod draining), as long as the request is small enough to have been kept.
  */
-import http2, {
-  type ClientHttp2Session,
-  type ClientHttp2Stream,
-  type IncomingHttpHeaders,
-  type OutgoingHttpHeaders,
-  type ServerHttp2Stream,
-} from "node:http2";
-import { systemClock, type Clock } from "../../identity/clock.js";
+import type { Clock, TimerHandle } from "../../identity/clock.js";
 import { errorMessage } from "../../identity/errors.js";
 import { errorReason, httpStatusFor, UpstreamError } from "./errors.js";
-import { forwardableHeaders } from "./headers.js";
-import { GrpcStatus, grpcStatusOf, isGrpc, parseGrpcTimeout, trailersOnly } from "./grpc.js";
+import { encodeGrpcMessage, GrpcStatus, parseGrpcTimeout } from "./grpc.js";
+import { H2Connection, type H2Stream, type ResetCause, type StreamHandler } from "../h2/connection.js";
+import { fieldValue, forwardableFields, type HeaderFields } from "../h2/fields.js";
+import { ErrorCode } from "../h2/frames.js";
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+/** Request bytes kept for a retry after the upstream refused the stream; larger requests are not retried. */
+export const RETRY_BUFFER_LIMIT = 64 * 1024;
 
-/** One attempt's endpoint: its pooled session, and where the outcome goes (a balancer pick). */
-export interface Upstream {
-  /** Rejects with a retryable UpstreamError when the connection fails before anything was sent. */
-  session(): Promise<ClientHttp2Session>;
+/** One attempt's endpoint: its pooled connection, and where the outcome goes (a balancer pick). */
+export interface H2Upstream {
+  /** The connection: at once when pooled, else a promise; rejects with an UpstreamError (retryable when nothing was sent). */
+  connection(): H2Connection | Promise<H2Connection>;
   done(outcome: { ok: boolean; latencyMs: number }): void;
   failed(): void;
   cancel(): void;
@@ -32,15 +32,17 @@ export interface Upstream {
 
 export interface H2ForwardOptions {
   /**
-   * Chooses the endpoint for attempt `attempt` (0-based; a new attempt follows a retryable
-   * connect failure). Throw UpstreamError("UPSTREAM_NO_ENDPOINTS", …) when there is none.
+   * The endpoint for attempt `attempt` (0-based). Throw UpstreamError("UPSTREAM_NO_ENDPOINTS", …)
+   * when there is none.
    */
-  choose(headers: IncomingHttpHeaders, attempt: number): Upstream;
+  choose(fields: HeaderFields, attempt: number): H2Upstream;
   /** Attempts in total, counting the first (default 3). */
   maxAttempts?: number;
   /** Last change to the request headers (e.g. the inbound proxy's tether-client-id). */
-  requestHeaders?: (headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
-  clock?: Clock;
+  requestFields?(fields: HeaderFields): HeaderFields;
+  clock: Clock;
+  /** Called once, when the downstream stream is over. */
+  finished(result: H2ForwardResult): void;
 }
 
 export interface H2ForwardResult {
@@ -52,189 +54,362 @@ export interface H2ForwardResult {
   attempts: number;
   /** Request start to response headers (what the balancer saw), ms. */
   latencyMs?: number;
+  /** Request start to the end of the exchange, ms. */
+  durationMs: number;
+}
+
+/** Whether a request's pseudo-headers make it a well-formed HTTP/2 request (RFC 9113 §8.3.1). */
+function wellFormedRequest(fields: HeaderFields): boolean {
+  let method = "";
+  let path = false;
+  let scheme = false;
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i]!;
+    if (name.charCodeAt(0) !== 58 /* ':' */) break;
+    if (name === ":method") method = fields[i + 1]!;
+    else if (name === ":path") path = fields[i + 1]!.length > 0;
+    else if (name === ":scheme") scheme = true;
+  }
+  return method === "CONNECT" ? true : method !== "" && path && scheme;
+}
+
+/** Starts forwarding a request stream. Malformed requests are reset with PROTOCOL_ERROR. */
+export function forwardH2(downstream: H2Stream, fields: HeaderFields, endStream: boolean, options: H2ForwardOptions): void {
+  if (!wellFormedRequest(fields)) {
+    downstream.reset(ErrorCode.PROTOCOL_ERROR);
+    options.finished({ attempts: 0, error: "MALFORMED_REQUEST", durationMs: 0 });
+    return;
+  }
+  new ForwardedCall(downstream, fields, endStream, options).start();
 }
 
 /**
- * Forwards `stream` and resolves when it is over (never rejects: failures become responses or
- * resets, and the result says which).
+ * The proxy's own answer on a stream no response has started on: gRPC gets a trailers-only
+ * response with grpc-status, HTTP a status with a `tether-error` header naming the stable code.
  */
-export async function forwardH2(
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
-  options: H2ForwardOptions,
-): Promise<H2ForwardResult> {
-  const clock = options.clock ?? systemClock;
-  const start = clock.now();
-  const grpc = isGrpc(headers);
-  const result: H2ForwardResult = { attempts: 0 };
-  stream.on("error", () => {}); // a reset client surfaces through 'close'; nothing to crash on
-  // Request trailers may arrive while the upstream session is still being chosen.
-  let requestTrailers: IncomingHttpHeaders | undefined;
-  stream.once("trailers", (t: IncomingHttpHeaders) => (requestTrailers = t));
-  const closed = new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once("close", () => resolve())));
-
-  const timeoutMs = grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : undefined;
-  const respondDeadline = () => {
-    result.error = "DEADLINE_EXCEEDED";
-    respondError(stream, grpc, GrpcStatus.DEADLINE_EXCEEDED, 504, "DEADLINE_EXCEEDED", "deadline exceeded in tether proxy", result);
-  };
-  // Before an upstream stream exists the deadline only answers the client; afterwards it also cancels upstream.
-  let onDeadline: (() => void) | undefined;
-  const deadline =
-    timeoutMs === undefined ? undefined : clock.setTimeout(() => (onDeadline ?? respondDeadline)(), timeoutMs);
-  stream.once("close", () => {
-    if (deadline) clock.clearTimeout(deadline);
-  });
-
-  // Open the upstream stream, moving to another endpoint while failures are retryable (nothing
-  // of the request has been sent at any of these points).
-  let out = forwardableHeaders(headers);
-  if (options.requestHeaders) out = options.requestHeaders(out);
-  let chosen: Upstream | undefined;
-  let req: ClientHttp2Stream | undefined;
-  const maxAttempts = options.maxAttempts ?? 3;
-  while (!req) {
-    if (stream.closed || result.error) {
-      await closed;
-      return result;
-    }
-    result.attempts++;
-    let upstream: Upstream;
-    try {
-      upstream = options.choose(headers, result.attempts - 1);
-    } catch (err) {
-      fail(stream, grpc, err, result);
-      await closed;
-      return result;
-    }
-    let failure: unknown;
-    try {
-      const session = await upstream.session();
-      if (stream.closed || result.error) {
-        upstream.cancel();
-        continue; // the loop head answers
-      }
-      req = session.request(out, { waitForTrailers: true });
-      chosen = upstream;
-      break;
-    } catch (err) {
-      // session.request throws when the session began closing after the pool handed it out.
-      failure = err instanceof UpstreamError ? err : new UpstreamError("UPSTREAM_CONNECT_FAILED", `upstream session unusable: ${errorMessage(err)}`, true, { cause: err });
-    }
-    const retryable = failure instanceof UpstreamError && failure.retryable;
-    // Only a failed connection is the endpoint's fault (backoff); e.g. having no certificate of our own is not.
-    if (retryable) upstream.failed();
-    else upstream.cancel();
-    if (retryable && result.attempts < maxAttempts && !result.error) continue;
-    if (!result.error) fail(stream, grpc, failure, result);
-    await closed;
-    return result;
+export function answer(
+  stream: H2Stream,
+  grpc: boolean,
+  o: { grpcStatus: number; httpStatus: number; code: string; message: string },
+): { status: number; grpcStatus?: number } {
+  if (grpc) {
+    stream.sendHeaders(
+      [":status", "200", "content-type", "application/grpc", "grpc-status", String(o.grpcStatus), "grpc-message", encodeGrpcMessage(o.message), "tether-error", o.code],
+      true,
+    );
+  } else {
+    stream.sendHeaders([":status", String(o.httpStatus), "content-type", "text/plain; charset=utf-8", "tether-error", o.code], false);
+    stream.sendData(Buffer.from(`${o.message}\n`), true);
   }
-  const upstreamChosen = chosen!;
-  req.on("error", () => {}); // resets surface through 'close' with rstCode
+  // The request body, if any is still coming, is not needed: ask the client to stop sending it.
+  if (!stream.remoteEnded && stream.queuedBytes === 0) stream.reset(ErrorCode.NO_ERROR);
+  return grpc ? { status: 200, grpcStatus: o.grpcStatus } : { status: o.httpStatus };
+}
 
-  req.on("wantTrailers", () => req.sendTrailers(requestTrailers ? forwardableHeaders(requestTrailers) : {}));
-  stream.pipe(req);
+class ForwardedCall {
+  private readonly startedAt: number;
+  private readonly grpc: boolean;
+  private readonly requestFields: HeaderFields;
+  private readonly result: H2ForwardResult = { attempts: 0, durationMs: 0 };
+  private readonly maxAttempts: number;
+  /** Request bytes received: kept until an upstream stream exists, and while a retry is possible. */
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  /** Received bytes not yet credited back to the client (no upstream stream to pass them to yet). */
+  private uncredited = 0;
+  private requestTrailers: HeaderFields | undefined;
+  private requestEnded: boolean;
+  private retainable = true;
+  private upstream: H2Stream | undefined;
+  private pick: H2Upstream | undefined;
+  private responseStarted = false;
+  /** The proxy answered (error or deadline): nothing more from upstream reaches the client. */
+  private answered = false;
+  private settled = false;
+  private deadline: TimerHandle | undefined;
+  private readonly down: StreamHandler;
+  private readonly up: StreamHandler;
 
-  let settled = false;
-  let overrideTrailers: OutgoingHttpHeaders | undefined;
-  let responseTrailers: IncomingHttpHeaders | undefined;
-  /** Tells the balancer once: at the response headers, or when the stream ends without any. */
-  const settle = (ok: boolean) => {
-    if (settled) return;
-    settled = true;
-    result.latencyMs = clock.now() - start;
-    upstreamChosen.done({ ok, latencyMs: result.latencyMs });
-  };
+  constructor(
+    private readonly downstream: H2Stream,
+    fields: HeaderFields,
+    endStream: boolean,
+    private readonly options: H2ForwardOptions,
+  ) {
+    const contentType = fieldValue(fields, "content-type");
+    this.grpc = contentType !== undefined && contentType.startsWith("application/grpc");
+    const forwardable = forwardableFields(fields);
+    this.requestFields = options.requestFields ? options.requestFields(forwardable) : forwardable;
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.startedAt = options.clock.now();
+    this.requestEnded = endStream;
+    this.down = new RequestSide(this);
+    this.up = new ResponseSide(this);
+  }
 
-  req.once("response", (h: IncomingHttpHeaders, flags: number) => {
-    const status = Number(h[":status"]);
-    const grpcStatus = grpcStatusOf(h);
-    settle(status < 500 && grpcStatus !== GrpcStatus.UNAVAILABLE);
-    if (stream.closed || stream.headersSent) return;
-    result.status = status;
-    result.grpcStatus = grpcStatus;
-    if (flags & NGHTTP2_FLAG_END_STREAM) {
-      stream.respond(forwardableHeaders(h), { endStream: true });
+  start(): void {
+    this.downstream.handler = this.down;
+    const timeoutMs = this.grpc ? parseGrpcTimeout(fieldValue(this.requestFields, "grpc-timeout")) : undefined;
+    if (timeoutMs !== undefined) this.deadline = this.options.clock.setTimeout(() => this.onDeadline(), timeoutMs);
+    this.attempt();
+  }
+
+  // ---- choosing and opening the upstream stream ----
+
+  private attempt(): void {
+    if (this.downstream.closed || this.answered) return;
+    this.result.attempts++;
+    let pick: H2Upstream;
+    try {
+      pick = this.options.choose(this.requestFields, this.result.attempts - 1);
+    } catch (err) {
+      return this.fail(err);
+    }
+    this.connect(pick);
+  }
+
+  private connect(pick: H2Upstream): void {
+    let got: H2Connection | Promise<H2Connection>;
+    try {
+      got = pick.connection();
+    } catch (err) {
+      return this.attemptFailed(pick, err);
+    }
+    if (got instanceof H2Connection) return this.open(pick, got, false);
+    got.then(
+      (connection) => this.open(pick, connection, true),
+      (err: unknown) => this.attemptFailed(pick, err),
+    );
+  }
+
+  private attemptFailed(pick: H2Upstream, err: unknown): void {
+    const failure =
+      err instanceof UpstreamError
+        ? err
+        : new UpstreamError("UPSTREAM_CONNECT_FAILED", `upstream connection unusable: ${errorMessage(err)}`, true, { cause: err });
+    // Only a failed connection is the endpoint's fault (backoff); e.g. having no certificate of our own is not.
+    if (failure.retryable) pick.failed();
+    else pick.cancel();
+    if (this.downstream.closed || this.answered) return;
+    if (failure.retryable && this.result.attempts < this.maxAttempts) return this.attempt();
+    this.fail(failure);
+  }
+
+  private open(pick: H2Upstream, connection: H2Connection, waited: boolean): void {
+    if (this.downstream.closed || this.answered) return pick.cancel();
+    if (!connection.usable) {
+      return this.attemptFailed(pick, new UpstreamError("UPSTREAM_CONNECT_FAILED", "the upstream connection closed before the request was sent", true));
+    }
+    if (waited && !connection.hasCapacity && connection.openStreams > 0) {
+      // Requests that waited for the same new connection can outnumber the streams its server
+      // allows: the rest ask again, and the pool opens another connection beside this one.
+      return this.connect(pick);
+    }
+    this.pick = pick;
+    const bodyless = this.requestEnded && this.bytes === 0 && !this.requestTrailers;
+    const upstream = connection.request(this.requestFields, bodyless, this.up);
+    this.upstream = upstream;
+    if (!bodyless) {
+      const last = this.chunks.length - 1;
+      this.chunks.forEach((chunk, i) => upstream.sendData(chunk, i === last && this.requestEnded && !this.requestTrailers));
+      if (this.requestTrailers) upstream.sendTrailers(this.requestTrailers);
+      else if (this.requestEnded && this.chunks.length === 0) upstream.sendData(Buffer.alloc(0), true);
+    }
+    // A body over the retry limit that arrived while connecting is not kept for a retry either.
+    if (!this.retainable || this.bytes > RETRY_BUFFER_LIMIT) this.stopRetaining();
+    const n = this.uncredited;
+    this.uncredited = 0;
+    connection.creditWhenWritable(this.downstream, n, upstream);
+  }
+
+  // ---- the request, client to upstream ----
+
+  onRequestData(chunk: Buffer, end: boolean): void {
+    const n = chunk.length;
+    if (end) this.requestEnded = true;
+    if (this.answered) return this.downstream.consumed(n);
+    const upstream = this.upstream;
+    if (!upstream || this.retainable) {
+      this.chunks.push(chunk);
+      this.bytes += n;
+      if (upstream && this.bytes > RETRY_BUFFER_LIMIT) this.stopRetaining();
+    }
+    if (!upstream) {
+      this.uncredited += n;
       return;
     }
-    stream.respond(forwardableHeaders(h), { waitForTrailers: true });
-    req.pipe(stream);
-  });
-  req.once("trailers", (t: IncomingHttpHeaders) => {
-    responseTrailers = t;
-    result.grpcStatus = grpcStatusOf(t) ?? result.grpcStatus;
-  });
-  stream.on("wantTrailers", () => {
-    stream.sendTrailers(overrideTrailers ?? (responseTrailers ? forwardableHeaders(responseTrailers) : {}));
-  });
+    upstream.sendData(chunk, end);
+    upstream.connection.creditWhenWritable(this.downstream, n, upstream);
+  }
 
-  onDeadline = () => {
-    req.close(NGHTTP2_CANCEL);
-    settle(false);
-    if (!stream.headersSent) return respondDeadline();
-    // Response already started: end it with a DEADLINE_EXCEEDED status in the trailers.
-    result.error = "DEADLINE_EXCEEDED";
-    result.grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
-    overrideTrailers = { "grpc-status": String(GrpcStatus.DEADLINE_EXCEEDED), "grpc-message": "deadline exceeded in tether proxy" };
-    req.unpipe(stream);
-    if (!stream.writableEnded) stream.end();
-  };
+  onRequestTrailers(fields: HeaderFields): void {
+    this.requestEnded = true;
+    this.requestTrailers = forwardableFields(fields);
+    if (this.upstream && !this.answered) this.upstream.sendTrailers(this.requestTrailers);
+  }
 
-  req.once("close", () => {
-    const code = req.rstCode ?? NGHTTP2_NO_ERROR;
-    settle(false);
-    if (stream.closed || result.error === "DEADLINE_EXCEEDED") return;
-    if (code !== NGHTTP2_NO_ERROR || !req.readableEnded) {
-      // The upstream reset (or vanished): tell the client the same way.
-      result.error = "UPSTREAM_RESET";
-      stream.close(code !== NGHTTP2_NO_ERROR ? code : NGHTTP2_INTERNAL_ERROR);
+  private stopRetaining(): void {
+    this.retainable = false;
+    this.chunks = [];
+  }
+
+  onClientReset(): void {
+    // The client cancelled (RST_STREAM) or went away: cancel upstream so the server stops work.
+    if (this.upstream && !this.upstream.closed) {
+      this.result.error ??= "CLIENT_CANCELLED";
+      this.upstream.reset(ErrorCode.CANCEL);
     }
-  });
-  stream.once("close", () => {
-    if (!req.closed && !req.readableEnded) {
-      // The client cancelled (RST_STREAM) or went away: cancel upstream so the server stops work.
-      result.error ??= "CLIENT_CANCELLED";
-      req.close(NGHTTP2_CANCEL);
-    }
-  });
+  }
 
-  await closed;
-  return result;
+  // ---- the response, upstream to client ----
+
+  onResponseHeaders(fields: HeaderFields, end: boolean): void {
+    const status = fields[0] === ":status" ? fields[1]! : "";
+    if (status.length === 3 && status[0] === "1") {
+      if (!this.answered) this.downstream.sendHeaders(forwardableFields(fields), false); // informational
+      return;
+    }
+    this.responseStarted = true;
+    if (this.retainable) this.stopRetaining();
+    const grpcStatus = Number(fieldValue(fields, "grpc-status") ?? NaN);
+    this.settle(Number(status) < 500 && grpcStatus !== GrpcStatus.UNAVAILABLE);
+    if (this.answered) return;
+    this.result.status = Number(status);
+    if (!Number.isNaN(grpcStatus)) this.result.grpcStatus = grpcStatus;
+    this.downstream.sendHeaders(forwardableFields(fields), end);
+  }
+
+  onResponseData(chunk: Buffer, end: boolean): void {
+    const upstream = this.upstream!;
+    const n = chunk.length;
+    if (this.answered) return upstream.consumed(n);
+    this.downstream.sendData(chunk, end);
+    this.downstream.connection.creditWhenWritable(upstream, n, this.downstream);
+  }
+
+  onResponseTrailers(fields: HeaderFields): void {
+    const grpcStatus = fieldValue(fields, "grpc-status");
+    if (this.answered) return;
+    if (grpcStatus !== undefined) this.result.grpcStatus = Number(grpcStatus);
+    this.downstream.sendTrailers(forwardableFields(fields));
+  }
+
+  onUpstreamReset(code: number, cause: ResetCause): void {
+    if (this.downstream.closed || this.answered) return this.settle(false);
+    if (cause === "refused" && !this.responseStarted && this.retainable && this.result.attempts < this.maxAttempts) {
+      // The upstream never processed it (e.g. it is draining): the same request goes elsewhere.
+      this.pick?.cancel();
+      this.settled = false;
+      this.pick = undefined;
+      this.upstream = undefined;
+      return this.attempt();
+    }
+    this.settle(false);
+    if (!this.responseStarted && cause === "peer") {
+      // The upstream reset it: the client gets the same code, which says e.g. whether it was processed.
+      this.result.error = "UPSTREAM_RESET";
+      return this.downstream.reset(code !== ErrorCode.NO_ERROR ? code : ErrorCode.INTERNAL_ERROR);
+    }
+    if (!this.responseStarted) {
+      const why = cause === "lost" ? "the upstream connection was lost" : cause === "refused" ? "the upstream refused the request" : `the upstream reset the stream (code ${code})`;
+      return this.fail(new UpstreamError(cause === "lost" ? "UPSTREAM_CONNECTION_LOST" : "UPSTREAM_RESET", `${why} before responding`, false));
+    }
+    if (code === ErrorCode.NO_ERROR && this.downstream.localEnded) {
+      // A complete response, then "stop sending the request body": tell the client the same.
+      return this.downstream.reset(ErrorCode.NO_ERROR);
+    }
+    this.result.error = "UPSTREAM_RESET";
+    this.downstream.reset(code !== ErrorCode.NO_ERROR ? code : ErrorCode.INTERNAL_ERROR);
+  }
+
+  /** Tells the balancer once: at the final response headers, or when the stream ends without any. */
+  private settle(ok: boolean): void {
+    if (this.settled || !this.pick) return;
+    this.settled = true;
+    this.result.latencyMs = this.options.clock.now() - this.startedAt;
+    this.pick.done({ ok, latencyMs: this.result.latencyMs });
+  }
+
+  // ---- the proxy's own answers ----
+
+  private onDeadline(): void {
+    this.deadline = undefined;
+    if (this.downstream.closed) return;
+    this.result.error = "DEADLINE_EXCEEDED";
+    this.settle(false);
+    if (this.upstream && !this.upstream.closed) this.upstream.reset(ErrorCode.CANCEL);
+    if (!this.responseStarted) {
+      return this.respond({ grpcStatus: GrpcStatus.DEADLINE_EXCEEDED, httpStatus: 504, code: "DEADLINE_EXCEEDED", message: "deadline exceeded in tether proxy" });
+    }
+    // The response already started: end it with DEADLINE_EXCEEDED in the trailers.
+    this.answered = true;
+    this.result.grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
+    this.downstream.sendTrailers(["grpc-status", String(GrpcStatus.DEADLINE_EXCEEDED), "grpc-message", "deadline exceeded in tether proxy"]);
+  }
+
+  private fail(err: unknown): void {
+    const code = errorReason(err);
+    this.result.error = code;
+    this.respond({ grpcStatus: GrpcStatus.UNAVAILABLE, httpStatus: httpStatusFor(err), code, message: errorMessage(err) });
+  }
+
+  private respond(o: { grpcStatus: number; httpStatus: number; code: string; message: string }): void {
+    this.answered = true;
+    if (this.downstream.closed) return;
+    if (this.responseStarted) return this.downstream.reset(ErrorCode.INTERNAL_ERROR);
+    // Request bytes still held are dropped; the client may send them again.
+    if (this.uncredited > 0) this.downstream.consumed(this.uncredited);
+    this.uncredited = 0;
+    this.chunks = [];
+    Object.assign(this.result, answer(this.downstream, this.grpc, o));
+  }
+
+  finish(): void {
+    if (this.deadline !== undefined) this.options.clock.clearTimeout(this.deadline);
+    // The client's stream is over before the response was: cancel upstream so the server stops work.
+    if (this.upstream && !this.upstream.closed && !this.upstream.remoteEnded) {
+      this.result.error ??= "CLIENT_CANCELLED";
+      this.upstream.reset(ErrorCode.CANCEL);
+    }
+    if (!this.settled) this.pick?.cancel();
+    this.settled = true;
+    this.result.durationMs = this.options.clock.now() - this.startedAt;
+    this.options.finished(this.result);
+  }
 }
 
-function fail(stream: ServerHttp2Stream, grpc: boolean, err: unknown, result: H2ForwardResult): void {
-  const code = errorReason(err);
-  result.error = code;
-  respondError(stream, grpc, GrpcStatus.UNAVAILABLE, httpStatusFor(err), code, errorMessage(err), result);
+/** The client's stream, as the call sees it (a class, not closures: one small object per request). */
+class RequestSide implements StreamHandler {
+  constructor(private readonly call: ForwardedCall) {}
+  headers(): void {}
+  data(chunk: Buffer, end: boolean): void {
+    this.call.onRequestData(chunk, end);
+  }
+  trailers(fields: HeaderFields): void {
+    this.call.onRequestTrailers(fields);
+  }
+  reset(): void {
+    this.call.onClientReset();
+  }
+  closed(): void {
+    this.call.finish();
+  }
 }
 
-/**
- * The proxy's own answer: gRPC gets a trailers-only response with grpc-status, HTTP gets a status
- * with a `tether-error` header naming the stable code. A stream already answering is reset.
- */
-function respondError(
-  stream: ServerHttp2Stream,
-  grpc: boolean,
-  grpcStatus: number,
-  httpStatus: number,
-  code: string,
-  message: string,
-  result: H2ForwardResult,
-): void {
-  if (stream.closed || stream.destroyed) return;
-  if (stream.headersSent) {
-    stream.close(NGHTTP2_INTERNAL_ERROR);
-    return;
+/** The upstream stream, as the call sees it. */
+class ResponseSide implements StreamHandler {
+  constructor(private readonly call: ForwardedCall) {}
+  headers(fields: HeaderFields, end: boolean): void {
+    this.call.onResponseHeaders(fields, end);
   }
-  stream.resume(); // discard any request body still arriving
-  if (grpc) {
-    result.status = 200;
-    result.grpcStatus = grpcStatus;
-    stream.respond(trailersOnly(grpcStatus, message, { "tether-error": code }), { endStream: true });
-    return;
+  data(chunk: Buffer, end: boolean): void {
+    this.call.onResponseData(chunk, end);
   }
-  result.status = httpStatus;
-  stream.respond({ ":status": httpStatus, "content-type": "text/plain; charset=utf-8", "tether-error": code });
-  stream.end(`${message}\n`);
+  trailers(fields: HeaderFields): void {
+    this.call.onResponseTrailers(fields);
+  }
+  reset(code: number, cause: ResetCause): void {
+    this.call.onUpstreamReset(code, cause);
+  }
+  closed(): void {}
 }

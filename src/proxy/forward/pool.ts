@@ -1,30 +1,35 @@
 /**
- * Pooled upstream HTTP/2 sessions, one per endpoint key, shared by every request to it. A session
- * that receives GOAWAY, errors or closes leaves the pool at once; the next request reconnects.
- * Concurrent requests to an endpoint that is still connecting share the one connection attempt.
- * A failed or timed-out connect rejects with a retryable UpstreamError: nothing was sent yet.
+ * Pooled upstream HTTP/2 connections, shared by every request to an endpoint. A connection that
+ * receives GOAWAY, breaks or closes stops taking new streams at once; the next request opens a new
+ * one. When the server's stream limit is reached another connection is opened beside it. Requests
+ * to an endpoint that is still connecting share the one attempt. A failed or timed-out connect
+ * rejects with a retryable UpstreamError: nothing was sent yet.
  */
-import http2, { type ClientHttp2Session, type SecureClientSessionOptions } from "node:http2";
 import type { Duplex } from "node:stream";
+import { errorMessage } from "../../identity/errors.js";
 import { UpstreamError } from "./errors.js";
+import { H2Connection, type H2Limits } from "../h2/connection.js";
 
 export interface H2PoolOptions {
-  /** Give up on a connection (TCP + TLS + SETTINGS) after this long. */
+  /** Give up on a connection (TCP + TLS + the server's SETTINGS) after this long. */
   connectTimeoutMs: number;
-  /** Close a session after this long without any activity. */
+  /** Close a connection after this long without any activity. */
   idleTimeoutMs: number;
+  limits?: Partial<H2Limits>;
+  /** Malformed or abusive frames from an upstream (for metrics). */
+  onProtocolError?(kind: string, message: string): void;
 }
 
 export const DEFAULT_H2_POOL_OPTIONS: H2PoolOptions = { connectTimeoutMs: 3_000, idleTimeoutMs: 60_000 };
 
-interface Entry {
-  ready: Promise<ClientHttp2Session>;
-  session: ClientHttp2Session;
-  usable: boolean;
+interface Pending {
+  connection: H2Connection;
+  ready: Promise<H2Connection>;
 }
 
-export class H2SessionPool {
-  private readonly entries = new Map<string, Entry>();
+export class H2ConnectionPool {
+  private readonly live = new Map<string, H2Connection[]>();
+  private readonly connecting = new Map<string, Pending>();
   private readonly options: H2PoolOptions;
 
   constructor(options: Partial<H2PoolOptions> = {}) {
@@ -32,116 +37,108 @@ export class H2SessionPool {
   }
 
   /**
-   * The session for `key`, opening one with `open` when there is none. `open` builds the client
-   * session (plaintext or mTLS; see `connectH2`).
+   * A connection to `key` with room for a stream, opening one with `open` (a TCP or TLS socket to
+   * the endpoint) when there is none. Synchronous when a pooled connection can take the stream.
    */
-  session(key: string, open: () => ClientHttp2Session): Promise<ClientHttp2Session> {
-    const entry = this.entries.get(key);
-    if (entry?.usable && !entry.session.closed && !entry.session.destroyed) return entry.ready;
+  connection(key: string, open: () => Duplex): H2Connection | Promise<H2Connection> {
+    const connections = this.live.get(key);
+    if (connections) {
+      for (const c of connections) if (c.usable && c.hasCapacity) return c;
+    }
+    const pending = this.connecting.get(key);
+    if (pending) return pending.ready;
     return this.open(key, open);
   }
 
-  /** Closes (gracefully) sessions of endpoints that are not in `keys` any more. */
+  /** Closes (gracefully) connections to endpoints that are not in `keys` any more. */
   retain(keys: ReadonlySet<string>): void {
-    for (const [key, entry] of this.entries) {
+    for (const [key, connections] of this.live) {
       if (keys.has(key)) continue;
-      this.entries.delete(key);
-      entry.session.close();
+      this.live.delete(key);
+      for (const c of connections) c.close();
     }
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.live.size;
   }
 
-  /** Closes every session: in-flight streams finish, or are cut after `graceMs`. */
+  /** Closes every connection: in-flight streams finish, or are cut after `graceMs`. */
   async close(graceMs = 5_000): Promise<void> {
-    const sessions = [...this.entries.values()].map((e) => e.session);
-    this.entries.clear();
+    const all = [...this.live.values()].flat().concat([...this.connecting.values()].map((p) => p.connection));
+    this.live.clear();
+    this.connecting.clear();
     await Promise.all(
-      sessions.map(
-        (s) =>
+      all.map(
+        (c) =>
           new Promise<void>((resolve) => {
-            if (s.destroyed) return resolve();
-            const timer = setTimeout(() => s.destroy(), graceMs);
-            s.close(() => {
-              clearTimeout(timer);
-              resolve();
-            });
+            if (c.socket.destroyed) return resolve();
+            c.socket.once("close", () => resolve());
+            c.close();
+            setTimeout(() => c.socket.destroy(), graceMs).unref();
           }),
       ),
     );
   }
 
-  private open(key: string, open: () => ClientHttp2Session): Promise<ClientHttp2Session> {
-    let session: ClientHttp2Session;
+  private open(key: string, open: () => Duplex): Promise<H2Connection> {
+    let socket: Duplex;
     try {
-      session = open();
+      socket = open();
     } catch (err) {
       // An UpstreamError (e.g. no certificate of our own for a meshed endpoint) keeps its code and retryability.
       if (err instanceof UpstreamError) return Promise.reject(err);
-      return Promise.reject(new UpstreamError("UPSTREAM_CONNECT_FAILED", `cannot connect to ${key}: ${String(err)}`, true, { cause: err }));
+      return Promise.reject(new UpstreamError("UPSTREAM_CONNECT_FAILED", `cannot connect to ${key}: ${errorMessage(err)}`, true, { cause: err }));
     }
-    const entry: Entry = { session, usable: true, ready: undefined as unknown as Promise<ClientHttp2Session> };
+    let lastError: unknown;
+    socket.once("error", (err) => (lastError = err));
     const leave = () => {
-      entry.usable = false;
-      if (this.entries.get(key) === entry) this.entries.delete(key);
+      const list = this.live.get(key);
+      if (!list) return;
+      const rest = list.filter((c) => c !== connection);
+      if (rest.length > 0) this.live.set(key, rest);
+      else this.live.delete(key);
     };
-    entry.ready = new Promise<ClientHttp2Session>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        fail(new UpstreamError("UPSTREAM_CONNECT_FAILED", `connecting to ${key} timed out after ${this.options.connectTimeoutMs} ms`, true));
-        session.destroy();
-      }, this.options.connectTimeoutMs);
-      const fail = (err: UpstreamError) => {
-        clearTimeout(timer);
+    let settle: { resolve(c: H2Connection): void; reject(e: UpstreamError): void } | undefined;
+    const connection: H2Connection = new H2Connection(socket, {
+      role: "client",
+      ...(this.options.limits ? { limits: this.options.limits } : {}),
+      events: {
+        ready: () => {
+          this.connecting.delete(key);
+          this.live.set(key, [...(this.live.get(key) ?? []), connection]);
+          settle?.resolve(connection);
+          settle = undefined;
+        },
+        goaway: leave,
+        close: () => {
+          leave();
+          if (this.connecting.get(key)?.connection === connection) this.connecting.delete(key);
+          const why = lastError ? errorMessage(lastError) : "closed while connecting";
+          settle?.reject(new UpstreamError("UPSTREAM_CONNECT_FAILED", `cannot connect to ${key}: ${why}`, true, { cause: lastError }));
+          settle = undefined;
+        },
+        protocolError: (kind, message) => this.options.onProtocolError?.(kind, message),
+      },
+    });
+    // Idle: no bytes either way for a while; a connection with open streams is kept.
+    (socket as Duplex & { setTimeout?(ms: number): void }).setTimeout?.(this.options.idleTimeoutMs);
+    socket.on("timeout", () => {
+      if (connection.openStreams === 0) {
         leave();
-        reject(err);
-      };
-      session.once("connect", () => {
-        clearTimeout(timer);
-        resolve(session);
-      });
-      session.once("error", (err) => fail(new UpstreamError("UPSTREAM_CONNECT_FAILED", `cannot connect to ${key}: ${err.message}`, true, { cause: err })));
-      session.once("close", () => fail(new UpstreamError("UPSTREAM_CONNECT_FAILED", `connection to ${key} closed while connecting`, true)));
+        connection.close();
+      }
     });
-    // After connect: leave the pool on any sign of the end; streams see their own errors.
-    session.on("error", leave);
-    // GOAWAY: no new streams here; close our side once the in-flight ones are done.
-    session.on("goaway", () => {
-      leave();
-      session.close();
-    });
-    session.on("close", leave);
-    session.setTimeout(this.options.idleTimeoutMs, () => {
-      leave();
-      session.close();
-    });
-    this.entries.set(key, entry);
-    return entry.ready;
+    const ready = new Promise<H2Connection>((resolve, reject) => (settle = { resolve, reject }));
+    const timer = setTimeout(() => {
+      if (!settle) return;
+      settle.reject(new UpstreamError("UPSTREAM_CONNECT_FAILED", `connecting to ${key} timed out after ${this.options.connectTimeoutMs} ms`, true));
+      settle = undefined;
+      socket.destroy();
+    }, this.options.connectTimeoutMs);
+    const clear = () => clearTimeout(timer);
+    ready.then(clear, clear);
+    this.connecting.set(key, { connection, ready });
+    return ready;
   }
-}
-
-/** After our side of a closed session has ended, how long the peer gets to close its side. */
-const PEER_CLOSE_GRACE_MS = 1_000;
-
-/**
- * Opens a client session over a connection made by `createConnection` (a net or TLS socket to the
- * endpoint); `authority` only fills the defaults of :authority and :scheme, which the forwarder
- * always sets itself.
- */
-export function connectH2(
-  authority: string,
-  createConnection: () => Duplex,
-  options: Omit<SecureClientSessionOptions, "createConnection"> = {},
-): ClientHttp2Session {
-  return http2.connect(`http://${authority}`, {
-    ...options,
-    createConnection: () => {
-      const socket = createConnection();
-      // A gracefully closed session (e.g. after GOAWAY) ends the socket and waits for the peer to
-      // close too; a peer that never does would keep the connection forever.
-      socket.once("finish", () => setTimeout(() => socket.destroy(), PEER_CLOSE_GRACE_MS).unref());
-      return socket;
-    },
-  });
 }

@@ -1,0 +1,199 @@
+/**
+ * HTTP/2 framing (RFC 9113 §4, §6): constants, an incremental reader that cuts a byte stream into
+ * frames, and builders for the frames the proxy writes. Pure: no sockets, no state beyond the
+ * reader's partial frame.
+ */
+
+export const CLIENT_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+export const FrameType = {
+  DATA: 0x0,
+  HEADERS: 0x1,
+  PRIORITY: 0x2,
+  RST_STREAM: 0x3,
+  SETTINGS: 0x4,
+  PUSH_PROMISE: 0x5,
+  PING: 0x6,
+  GOAWAY: 0x7,
+  WINDOW_UPDATE: 0x8,
+  CONTINUATION: 0x9,
+} as const;
+
+export const Flags = {
+  END_STREAM: 0x1,
+  ACK: 0x1,
+  END_HEADERS: 0x4,
+  PADDED: 0x8,
+  PRIORITY: 0x20,
+} as const;
+
+export const ErrorCode = {
+  NO_ERROR: 0x0,
+  PROTOCOL_ERROR: 0x1,
+  INTERNAL_ERROR: 0x2,
+  FLOW_CONTROL_ERROR: 0x3,
+  SETTINGS_TIMEOUT: 0x4,
+  STREAM_CLOSED: 0x5,
+  FRAME_SIZE_ERROR: 0x6,
+  REFUSED_STREAM: 0x7,
+  CANCEL: 0x8,
+  COMPRESSION_ERROR: 0x9,
+  CONNECT_ERROR: 0xa,
+  ENHANCE_YOUR_CALM: 0xb,
+  INADEQUATE_SECURITY: 0xc,
+  HTTP_1_1_REQUIRED: 0xd,
+} as const;
+
+export const Setting = {
+  HEADER_TABLE_SIZE: 0x1,
+  ENABLE_PUSH: 0x2,
+  MAX_CONCURRENT_STREAMS: 0x3,
+  INITIAL_WINDOW_SIZE: 0x4,
+  MAX_FRAME_SIZE: 0x5,
+  MAX_HEADER_LIST_SIZE: 0x6,
+} as const;
+
+export const DEFAULT_WINDOW = 65_535;
+export const DEFAULT_MAX_FRAME_SIZE = 16_384;
+export const MAX_WINDOW = 2 ** 31 - 1;
+export const FRAME_HEADER_LENGTH = 9;
+
+export interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+}
+
+/** A frame the peer should not have sent: the connection ends with GOAWAY(code). */
+export class FrameError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Cuts incoming bytes into frames. Frames longer than `maxFrameSize` (what we advertised) are a
+ * FRAME_SIZE_ERROR; the payload of each frame is a view of the received bytes, not a copy.
+ */
+export class FrameReader {
+  private pending: Buffer | undefined;
+
+  constructor(private readonly maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE) {}
+
+  /** Calls `onFrame` for every complete frame in what has arrived so far. */
+  push(chunk: Buffer, onFrame: (frame: Frame) => void): void {
+    let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = undefined;
+    let offset = 0;
+    while (buf.length - offset >= FRAME_HEADER_LENGTH) {
+      const length = buf.readUIntBE(offset, 3);
+      if (length > this.maxFrameSize) {
+        throw new FrameError(ErrorCode.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds SETTINGS_MAX_FRAME_SIZE ${this.maxFrameSize}`);
+      }
+      const end = offset + FRAME_HEADER_LENGTH + length;
+      if (end > buf.length) break;
+      const frame: Frame = {
+        type: buf[offset + 3]!,
+        flags: buf[offset + 4]!,
+        streamId: buf.readUInt32BE(offset + 5) & 0x7fffffff,
+        payload: buf.subarray(offset + FRAME_HEADER_LENGTH, end),
+      };
+      offset = end;
+      onFrame(frame);
+    }
+    if (offset < buf.length) {
+      // Keep only the unfinished frame; copy so the large chunk it came in can be collected.
+      buf = buf.subarray(offset);
+      this.pending = Buffer.from(buf);
+    }
+  }
+}
+
+/** Strips the padding of a DATA or HEADERS frame (RFC 9113 §6.1). */
+export function unpad(frame: Frame): Buffer {
+  if (!(frame.flags & Flags.PADDED)) return frame.payload;
+  const p = frame.payload;
+  if (p.length < 1) throw new FrameError(ErrorCode.FRAME_SIZE_ERROR, "padded frame without a pad length");
+  const padLength = p[0]!;
+  if (padLength >= p.length) throw new FrameError(ErrorCode.PROTOCOL_ERROR, "padding longer than the frame");
+  return p.subarray(1, p.length - padLength);
+}
+
+export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
+  const h = Buffer.allocUnsafe(FRAME_HEADER_LENGTH);
+  h.writeUIntBE(length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(streamId, 5);
+  return h;
+}
+
+/** A whole frame with a small payload, in one buffer. */
+export function frame(type: number, flags: number, streamId: number, payload?: Buffer): Buffer {
+  const length = payload?.length ?? 0;
+  const b = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + length);
+  b.writeUIntBE(length, 0, 3);
+  b[3] = type;
+  b[4] = flags;
+  b.writeUInt32BE(streamId, 5);
+  if (payload) payload.copy(b, FRAME_HEADER_LENGTH);
+  return b;
+}
+
+export function settingsFrame(settings: ReadonlyArray<readonly [number, number]>): Buffer {
+  const payload = Buffer.allocUnsafe(settings.length * 6);
+  settings.forEach(([id, value], i) => {
+    payload.writeUInt16BE(id, i * 6);
+    payload.writeUInt32BE(value, i * 6 + 2);
+  });
+  return frame(FrameType.SETTINGS, 0, 0, payload);
+}
+
+export function parseSettings(payload: Buffer): Array<[number, number]> {
+  if (payload.length % 6 !== 0) throw new FrameError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS payload is not a multiple of 6 bytes");
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < payload.length; i += 6) out.push([payload.readUInt16BE(i), payload.readUInt32BE(i + 2)]);
+  return out;
+}
+
+export function rstStreamFrame(streamId: number, code: number): Buffer {
+  const b = frame(FrameType.RST_STREAM, 0, streamId, Buffer.alloc(4));
+  b.writeUInt32BE(code, FRAME_HEADER_LENGTH);
+  return b;
+}
+
+export function windowUpdateFrame(streamId: number, increment: number): Buffer {
+  const b = frame(FrameType.WINDOW_UPDATE, 0, streamId, Buffer.alloc(4));
+  b.writeUInt32BE(increment, FRAME_HEADER_LENGTH);
+  return b;
+}
+
+export function goawayFrame(lastStreamId: number, code: number, debug = ""): Buffer {
+  const debugBytes = Buffer.from(debug, "utf8");
+  const payload = Buffer.allocUnsafe(8 + debugBytes.length);
+  payload.writeUInt32BE(lastStreamId, 0);
+  payload.writeUInt32BE(code, 4);
+  debugBytes.copy(payload, 8);
+  return frame(FrameType.GOAWAY, 0, 0, payload);
+}
+
+/**
+ * A header block as HEADERS plus as many CONTINUATION frames as the peer's frame size needs.
+ */
+export function headerFrames(streamId: number, block: Buffer, endStream: boolean, maxFrameSize: number): Buffer[] {
+  const endStreamFlag = endStream ? Flags.END_STREAM : 0;
+  if (block.length <= maxFrameSize) return [frame(FrameType.HEADERS, Flags.END_HEADERS | endStreamFlag, streamId, block)];
+  const out: Buffer[] = [];
+  for (let offset = 0; offset < block.length; offset += maxFrameSize) {
+    const piece = block.subarray(offset, offset + maxFrameSize);
+    const last = offset + maxFrameSize >= block.length;
+    const type = offset === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
+    const flags = (last ? Flags.END_HEADERS : 0) | (offset === 0 ? endStreamFlag : 0);
+    out.push(frame(type, flags, streamId, piece));
+  }
+  return out;
+}
