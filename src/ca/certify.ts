@@ -48,6 +48,14 @@ export function pooledRandomBytes(poolSize = 4096): (n: number) => Buffer {
   };
 }
 
+/**
+ * X.509 times carry whole seconds. Rounding the expiry up keeps a leaf valid for at least the
+ * configured lifetime; truncating took up to a second, a fifth of a 5-second certificate.
+ */
+function wholeSecondAtOrAfter(ms: number): number {
+  return Math.ceil(ms / 1000) * 1000;
+}
+
 export class Certifier {
   private readonly random: (n: number) => Buffer;
   private readonly verifiedCsrs = new VerifiedCsrCache();
@@ -90,7 +98,7 @@ export class Certifier {
     const now = this.options.clock.now();
     const notBefore = now - this.options.clockSkewMs;
     // A leaf never outlives its issuer: verifiers would reject it after the issuer expires anyway.
-    const validUntil = Math.min(now + this.options.lifetimeMs, issuer.notAfter);
+    const validUntil = Math.min(wholeSecondAtOrAfter(now + this.options.lifetimeMs), issuer.notAfter);
     const leafDer = buildLeaf(issuer.signer, {
       spki,
       keyBits,

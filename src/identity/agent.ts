@@ -5,6 +5,11 @@
  * exponential backoff, and keeps the current certificate until it expires. Listeners swap TLS
  * contexts on 'certificate'; readiness is "holds an unexpired certificate".
  *
+ * While it holds a certificate, no wait (for one certify call, or before the next try) takes more
+ * than a third of the validity left, so certificates of a few seconds still get several tries
+ * before they expire; and an answer that comes after the agent stopped waiting is still installed
+ * if it outlives the certificate in hand.
+ *
  * Events: 'certificate' (Credentials), 'expired' (Credentials), 'failure' (error, retryInMs).
  */
 import { EventEmitter } from "node:events";
@@ -58,6 +63,18 @@ const silent: AgentLogger = { info() {}, warn() {} };
 /** Node fires timers longer than 2^31-1 ms at once; longer waits are split into re-armed steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * The largest share of the remaining validity that one wait may take. A renewal at 70% of a
+ * 5-second certificate starts with about 1.5 s to go: neither a 1 s attempt floor nor a 1-60 s
+ * backoff fits in that, a third of it does, and leaves room for more tries.
+ */
+const SHARE_OF_REMAINING = 1 / 3;
+
+/** The shortest wait, so that a CA refusing at once is not hammered in a certificate's last moments. */
+const MIN_WAIT_MS = 100;
+
+const CERTIFY_TIMEOUT = "AGENT_CERTIFY_TIMEOUT";
+
 export class CertificateAgent extends EventEmitter {
   readonly dnsName: string;
   private readonly privateKey: KeyObject;
@@ -68,7 +85,7 @@ export class CertificateAgent extends EventEmitter {
   private readonly log: AgentLogger;
   private creds: Credentials | undefined;
   private renewTimer: TimerHandle | undefined;
-  /** Counts certify attempts, so the answer to an abandoned one is ignored. */
+  /** Counts certify attempts, to tell the one the agent waits for from abandoned ones (see acceptLateAnswer). */
   private attempts = 0;
   private expiryTimer: TimerHandle | undefined;
   private running = false;
@@ -141,56 +158,104 @@ export class CertificateAgent extends EventEmitter {
     });
   }
 
-  /**
-   * How long one request may take: a hung request must not outlive the certificate, so while we
-   * hold one the wait is capped at a third of its remaining validity (at least a second).
-   */
+  /** How long the certificate in hand stays valid, or undefined when there is none (or it has expired). */
+  private remainingMs(): number | undefined {
+    const creds = this.current();
+    return creds ? creds.notAfter - this.options.clock.now() : undefined;
+  }
+
+  /** A wait of at most a third of the validity left (but at least MIN_WAIT_MS) while a certificate is held. */
+  private fitBeforeExpiry(waitMs: number): number {
+    const remaining = this.remainingMs();
+    if (remaining === undefined) return waitMs;
+    return Math.min(waitMs, Math.max(MIN_WAIT_MS, Math.round(remaining * SHARE_OF_REMAINING)));
+  }
+
+  /** How long one request may take: a hung request must not outlive the certificate. */
   private attemptTimeoutMs(): number {
-    const cap = this.options.attemptTimeoutMs ?? 10_000;
-    const creds = this.creds;
-    if (!creds) return cap;
-    return Math.max(1000, Math.min(cap, (creds.notAfter - this.options.clock.now()) / 3));
+    return this.fitBeforeExpiry(this.options.attemptTimeoutMs ?? 10_000);
+  }
+
+  /** The pause before the next try: the backoff, but never so long that the certificate expires meanwhile. */
+  private retryDelayMs(): number {
+    return this.fitBeforeExpiry(this.backoff.next());
   }
 
   private async attempt(): Promise<void> {
     const attempt = ++this.attempts;
+    const held = this.creds;
+    const request = this.request();
     let timer: TimerHandle | undefined;
     try {
-      const token = await readFile(this.options.tokenFile);
       const timeoutMs = this.attemptTimeoutMs();
       const timedOut = new Promise<never>((_, reject) => {
         timer = this.options.clock.setTimeout(
-          () => reject(new CertificateError("AGENT_CERTIFY_TIMEOUT", `the identity CA did not answer within ${Math.round(timeoutMs)} ms`)),
+          () => reject(new CertificateError(CERTIFY_TIMEOUT, `the identity CA did not answer within ${timeoutMs} ms`)),
           timeoutMs,
         );
       });
-      const result = await Promise.race([this.options.certify({ identity: this.dnsName, token, csrDer: this.csrDer }), timedOut]);
-      // A late answer to an attempt we already gave up on is not installed.
-      if (!this.running || attempt !== this.attempts) return;
-      this.install(result);
+      const result = await Promise.race([request, timedOut]);
+      if (this.isCurrent(attempt)) this.install(this.verify(result));
     } catch (err) {
-      if (!this.running || attempt !== this.attempts) return;
-      const retryIn = this.backoff.next();
-      this.log.warn({ err: { code: errorCode(err), message: errorMessage(err) }, retryInMs: retryIn, identity: this.dnsName }, "certificate request failed");
-      this.emit("failure", err, retryIn);
-      this.schedule(retryIn);
+      if (errorCode(err) === CERTIFY_TIMEOUT) this.acceptLateAnswer(request);
+      // A late answer to an earlier attempt may have renewed the certificate meanwhile: nothing to retry.
+      if (!this.isCurrent(attempt) || this.creds !== held) return;
+      this.retryAfter(err);
     } finally {
       if (timer) this.options.clock.clearTimeout(timer);
     }
   }
 
-  /** Checks that the CA returned a certificate for our key and identity, then makes it current. */
-  private install(result: CertifyResult): void {
+  /** Whether the agent is still waiting for this attempt (not stopped, no newer attempt begun). */
+  private isCurrent(attempt: number): boolean {
+    return this.running && attempt === this.attempts;
+  }
+
+  private async request(): Promise<CertifyResult> {
+    const token = await readFile(this.options.tokenFile);
+    return this.options.certify({ identity: this.dnsName, token, csrDer: this.csrDer });
+  }
+
+  private retryAfter(err: unknown): void {
+    const retryIn = this.retryDelayMs();
+    this.log.warn({ err: { code: errorCode(err), message: errorMessage(err) }, retryInMs: retryIn, identity: this.dnsName }, "certificate request failed");
+    this.emit("failure", err, retryIn);
+    this.schedule(retryIn);
+  }
+
+  /**
+   * A CA slower than the agent's patience (a starved machine) may still answer, often before any
+   * retry does; such an answer is installed if it outlives the certificate in hand. Its failure
+   * needs nothing: the retry was scheduled when the agent stopped waiting.
+   */
+  private acceptLateAnswer(request: Promise<CertifyResult>): void {
+    request.then(
+      (result) => {
+        if (!this.running) return;
+        try {
+          const creds = this.verify(result);
+          if (this.creds && creds.notAfter <= this.creds.notAfter) return;
+          this.log.info({ identity: this.dnsName }, "late answer from the identity CA");
+          this.install(creds);
+        } catch (err) {
+          this.log.warn({ err: { code: errorCode(err), message: errorMessage(err) }, identity: this.dnsName }, "late answer from the identity CA refused");
+        }
+      },
+      () => {},
+    );
+  }
+
+  /** Checks that the CA returned an unexpired certificate for our key and identity. */
+  private verify(result: CertifyResult): Credentials {
     const leaf = new X509Certificate(result.leafDer);
     if (!leaf.checkPrivateKey(this.privateKey)) throw new CertificateError("AGENT_WRONG_KEY", "the CA returned a certificate for a different key");
     const identity = certificateIdentity(leaf);
     if (!identity || !sameIdentity(identity, this.options.identity)) {
       throw new CertificateError("AGENT_WRONG_IDENTITY", `the CA returned a certificate for ${identity ? toDnsName(identity) : "no identity"}, expected ${this.dnsName}`);
     }
-    const now = this.options.clock.now();
     const notAfter = certNotAfter(leaf);
-    if (notAfter <= now) throw new CertificateError("AGENT_EXPIRED_CERT", `the CA returned a certificate that expired at ${leaf.validTo}`);
-    const creds: Credentials = {
+    if (notAfter <= this.options.clock.now()) throw new CertificateError("AGENT_EXPIRED_CERT", `the CA returned a certificate that expired at ${leaf.validTo}`);
+    return {
       identity: this.options.identity,
       dnsName: this.dnsName,
       keyPem: this.keyPem,
@@ -198,9 +263,14 @@ export class CertificateAgent extends EventEmitter {
       notBefore: certNotBefore(leaf),
       notAfter,
     };
+  }
+
+  /** Makes the credentials current and times their renewal and expiry from their notAfter. */
+  private install(creds: Credentials): void {
+    const { notAfter } = creds;
     this.creds = creds;
     this.backoff.reset();
-    const remaining = notAfter - now;
+    const remaining = notAfter - this.options.clock.now();
     const jitter = this.options.jitter ?? 0.1;
     const renewIn = remaining * (this.options.renewAt ?? 0.7) * (1 + jitter * (2 * this.random() - 1));
     this.schedule(renewIn);
