@@ -5,7 +5,8 @@
  * `add` update) or static policy (all authenticated clients allowed), and an injected original
  * destination (loopback, no iptables).
  *
- * Usage: node --import tsx bench/_proxy-child.ts '<ChildConfig as JSON>'
+ * Usage: node dist/bench/proxy-child.mjs '<ChildConfig as JSON>' (built by bench/_proxy-topology.ts
+ * with scripts/build.mjs), or node --import tsx bench/_proxy-child.ts '<ChildConfig as JSON>'
  * Prints {"port":N} once listening; SIGTERM/SIGINT (or the parent's stdin closing) exits, which
  * also writes the CPU profile when started with --cpu-prof.
  */

@@ -3,6 +3,7 @@
  * self time by function (what to optimise) and inclusive time of the project's own functions
  * (which of tether's code paths pays for it).
  */
+import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -32,11 +33,45 @@ export interface HotSpot {
   percent: number;
 }
 
-function frameName(cf: CallFrame, root: string): string {
-  const file = cf.url.replace(/^file:\/\//, "").replace(root, "").replace(/^.*\/node_modules\//, "npm:");
+/** Per bundle file: the first line of each source file's code (esbuild heads it with `// src/...`). */
+const bundleSections = new Map<string, { line: number; source: string }[]>();
+
+/** The source file a line of a file built by scripts/build.mjs came from (not minified: marked). */
+function bundleSource(path: string, line: number): string | undefined {
+  let sections = bundleSections.get(path);
+  if (!sections) {
+    sections = [];
+    try {
+      readFileSync(path, "utf8")
+        .split("\n")
+        .forEach((text, i) => {
+          const m = /^\/\/ ((?:src|bench)\/\S+\.ts)$/.exec(text);
+          if (m) sections!.push({ line: i, source: m[1]! });
+        });
+    } catch {
+      // gone: frames keep the bundle's name
+    }
+    bundleSections.set(path, sections);
+  }
+  return sections.findLast((s) => s.line <= line)?.source;
+}
+
+/** A frame's file relative to `root` (a bundle's line mapped to its source file), and whether it is tether's code. */
+function locate(cf: CallFrame, root: string): { file: string; project: boolean } {
+  const path = cf.url.replace(/^file:\/\//, "");
+  if (path.includes("/node_modules/")) return { file: path.replace(/^.*\/node_modules\//, "npm:"), project: false };
+  const file = path.replace(root, "");
+  if (file.startsWith("dist/") && file.endsWith(".mjs")) {
+    const source = bundleSource(path, cf.lineNumber);
+    return { file: source ? `${source} (${file}:${cf.lineNumber + 1})` : `${file}:${cf.lineNumber + 1}`, project: source?.startsWith("src/") ?? false };
+  }
   // Files compiled by tsx report every function on line 1: a line number there would mislead.
   const line = file && cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : "";
-  return `${cf.functionName || "(anonymous)"} ${file || "(native)"}${line}`;
+  return { file: file ? `${file}${line}` : "", project: path.includes("/src/") };
+}
+
+function frameName(cf: CallFrame, root: string): string {
+  return `${cf.functionName || "(anonymous)"} ${locate(cf, root).file || "(native)"}`;
 }
 
 /** Self and inclusive sample shares of one profile; `root` is stripped from file paths. */
@@ -61,7 +96,7 @@ export function analyse(profile: CpuProfile, root: string, top: number): { self:
     for (const child of node.children ?? []) hits += walk(child, onStack);
     if (fresh) {
       onStack.delete(name);
-      if (node.callFrame.url.includes("/src/") && !node.callFrame.url.includes("/node_modules/")) inclusive.set(name, (inclusive.get(name) ?? 0) + hits);
+      if (locate(node.callFrame, root).project) inclusive.set(name, (inclusive.get(name) ?? 0) + hits);
     }
     return hits;
   };

@@ -3,6 +3,12 @@
  * inbound proxy in front of it and an outbound proxy whose static discovery points at that
  * inbound proxy (certificates from a real identity CA running in this process), and optionally
  * the HAProxy pair (certificates from the same CA). Every process is owned by `children`.
+ *
+ * The proxies run as the product ships them: bench/_proxy-child.ts compiled by scripts/build.mjs
+ * (the same esbuild options as dist/tether.mjs) into dist/bench/, rebuilt whenever a source it
+ * includes has changed, and started with the node flags of a proxy outside a container
+ * (PROXY_UNCONTAINED_NODE_OPTIONS: the V8 heap of a proxy container with the default memory
+ * limit). `tsx: true` runs the TypeScript through tsx with default flags, as development does.
  */
 import { execFile } from "node:child_process";
 import { once } from "node:events";
@@ -10,7 +16,9 @@ import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import { ensureBuilt, ROOT } from "../scripts/build.mjs";
 import { createCertifyClient } from "../src/api/identity-client.js";
+import { PROXY_UNCONTAINED_NODE_OPTIONS } from "../src/api/mesh.js";
 import { bootstrapCa } from "../src/ca/bootstrap.js";
 import { startIdentityCa, type IdentityCa } from "../src/ca/server.js";
 import { jwksTokenValidator } from "../src/ca/tokens.js";
@@ -44,6 +52,18 @@ export interface TopologyOptions {
   withHaproxy: boolean;
   /** Extra node flags for the tether proxies (e.g. --cpu-prof). */
   nodeFlags?: string[];
+  /** Run the proxies' TypeScript through tsx (development) instead of the build (the product). */
+  tsx?: boolean;
+}
+
+/** Where the bench's proxy child is built (inside the repository, so it finds node_modules). */
+export const CHILD_BUILD_DIR = join(ROOT, "dist", "bench");
+
+/** The node argv that runs bench/_proxy-child.ts: compiled like dist/tether.mjs, or through tsx. */
+async function proxyChildArgv(tsx: boolean): Promise<string[]> {
+  if (tsx) return ["--import", "tsx", join(here, "_proxy-child.ts")];
+  const entries = await ensureBuilt({ outdir: CHILD_BUILD_DIR, entryPoints: { "proxy-child": "bench/_proxy-child.ts" } });
+  return [...PROXY_UNCONTAINED_NODE_OPTIONS, entries["proxy-child"]!];
 }
 
 async function issueCredentials(ca: IdentityCa, anchorsPem: string, tokenFile: string, sa: string): Promise<Credentials> {
@@ -88,8 +108,8 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
       await writeFile(tokenFile, await tokens.mint({ namespace: NAMESPACE, serviceAccount: sa }));
       return tokenFile;
     };
-    const node = (script: string, nodeFlags: string[], extra: string[] = []) => [...nodeFlags, "--import", "tsx", join(here, script), ...extra];
-    const server = await children.start("server", process.execPath, node("_proxy-server.ts", []), { announcesPort: true });
+    const server = await children.start("server", process.execPath, ["--import", "tsx", join(here, "_proxy-server.ts")], { announcesPort: true });
+    const childArgv = await proxyChildArgv(o.tsx ?? false);
 
     const proxy = async (name: string, config: Omit<ChildConfig, "tokenFile" | "ca" | "namespace">): Promise<Started> => {
       const full: ChildConfig = {
@@ -98,7 +118,7 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
         ca: { address: ca.address, serverName: ca.serverName, anchorsPath: paths.anchorsPath },
         namespace: NAMESPACE,
       };
-      return children.start(name, process.execPath, node("_proxy-child.ts", o.nodeFlags ?? [], [JSON.stringify(full)]), { announcesPort: true });
+      return children.start(name, process.execPath, [...(o.nodeFlags ?? []), ...childArgv, JSON.stringify(full)], { announcesPort: true });
     };
     const inbound = await proxy("tether-inbound", { direction: "inbound", serviceAccount: "echo", appPort: server.port });
     const outbound = await proxy("tether-outbound", {

@@ -10,10 +10,15 @@
  * come from /proc. For each path: latency percentiles at a fixed 1000 req/s, then throughput at
  * saturation; per proxy process: CPU seconds per 10k requests and peak RSS.
  *
- * Usage: npm run bench -- proxy [--quick] [--profile]
+ * The tether proxies run as shipped: compiled by scripts/build.mjs, with the node flags and V8
+ * heap of the injected proxy container (see bench/_proxy-topology.ts).
+ *
+ * Usage: npm run bench -- proxy [--quick] [--profile] [--tsx]
  *   --quick    shorter phases (~30 s in all)
  *   --profile  tether only, proxies under `node --cpu-prof`: prints the hot spots (the figures of
  *              that run carry the profiler's overhead and are not the benchmark's)
+ *   --tsx      proxies run from the TypeScript through tsx, without the proxy's node flags (as in
+ *              development; not what ships), to compare
  */
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { rmSync } from "node:fs";
@@ -24,6 +29,7 @@ import { runLoad, writeGrpcBody, type LoadResult, type LoadShape } from "./_prox
 import { analyse, readProfiles } from "./_proxy-profile.js";
 import { Children, sampleProc, type Started } from "./_proxy-procs.js";
 import { startTopology, type Topology } from "./_proxy-topology.js";
+import { PROXY_UNCONTAINED_NODE_OPTIONS } from "../src/api/mesh.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..") + "/";
@@ -54,6 +60,7 @@ const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) :
 export async function run(args: string[]): Promise<void> {
   const quick = args.includes("--quick");
   const profile = args.includes("--profile");
+  const tsx = args.includes("--tsx");
   const seconds = quick ? { warm: 1, rate: 4, saturation: 4 } : { warm: 3, rate: 10, saturation: 10 };
   const dir = await mkdtemp(join(tmpdir(), "tether-bench-proxy-"));
   const profDir = join(dir, "profiles");
@@ -72,7 +79,7 @@ export async function run(args: string[]): Promise<void> {
   let topology: Topology | undefined;
   try {
     if (profile) await mkdir(profDir, { recursive: true });
-    topology = await startTopology({ dir, children, withHaproxy: !profile, nodeFlags: profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [] });
+    topology = await startTopology({ dir, children, withHaproxy: !profile, tsx, nodeFlags: profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [] });
     const { server, outbound, inbound, haproxy } = topology;
     const paths: { name: string; port: number; procs: Started[] }[] = [];
     if (haproxy) paths.push({ name: "direct", port: server.port, procs: [] });
@@ -121,7 +128,7 @@ export async function run(args: string[]): Promise<void> {
       });
     }
 
-    printReport(results, { quick, profile, seconds, loadBefore });
+    printReport(results, { quick, profile, tsx, seconds, loadBefore });
     if (profile) {
       await children.stop("tether-outbound");
       await children.stop("tether-inbound");
@@ -140,13 +147,18 @@ export async function run(args: string[]): Promise<void> {
 
 function printReport(
   results: PathFigures[],
-  o: { quick: boolean; profile: boolean; seconds: { rate: number; saturation: number }; loadBefore: number },
+  o: { quick: boolean; profile: boolean; tsx: boolean; seconds: { rate: number; saturation: number }; loadBefore: number },
 ): void {
   const rateLabel = `${RATE.clients * RATE.perClientRps} req/s (${RATE.clients} conns x ${RATE.perClientRps}/s, ${o.seconds.rate} s)`;
   const satLabel = `saturation (${SATURATION.clients} conns x ${SATURATION.streams} streams, ${o.seconds.saturation} s)`;
   console.log(`\nproxy: one hop, h2load -> gRPC-like HTTP/2 server on 127.0.0.1, ${new Date().toISOString()}${o.profile ? " [UNDER PROFILER]" : ""}`);
   console.log(`fixed rate: ${rateLabel}; ${satLabel}; latency in ms (h2load: request start to response end)`);
   console.log("failed: h2load's failures plus 2xx answers the server never gave (a proxy's own error answer)");
+  console.log(
+    o.tsx
+      ? "tether proxies: TypeScript through tsx, default node flags (--tsx: development, not what ships)"
+      : `tether proxies: compiled (scripts/build.mjs), node ${PROXY_UNCONTAINED_NODE_OPTIONS.join(" ")} (the heap of a proxy container with the default 256Mi limit)`,
+  );
   console.log(`machine: ${cpus().length} cores, 1-min load average ${fmt(o.loadBefore, 2)} before the run, ${fmt(loadavg()[0]!, 2)} after (anything above ~1 is someone else's work)\n`);
   const header = ["path", "p50", "p99", "p99.9", "failed", "sat req/s", "sat p50", "sat p99", "sat failed"];
   const rows = results.map((r) => [

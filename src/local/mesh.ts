@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Namespace, Pod as KubePod, Service, ServiceAccount } from "kubernetes-types/core/v1.js";
 import { stringify } from "yaml";
-import { PROXY_ADMIN_PORT, PROXY_CONTAINER_NAME, PROXY_UID, IDENTITY_PORT, DESTINATION_PORT, POLICY_PORT } from "../api/mesh.js";
+import { PROXY_ADMIN_PORT, PROXY_CONTAINER_NAME, PROXY_UNCONTAINED_NODE_OPTIONS, PROXY_UID, IDENTITY_PORT, DESTINATION_PORT, POLICY_PORT } from "../api/mesh.js";
 import { bootstrapCa, rotateIssuer, type BootstrapPaths } from "../ca/bootstrap.js";
 import { endpointSlicesFor } from "../discovery/slice-controller.js";
 import { TetherError } from "../identity/errors.js";
@@ -22,6 +22,8 @@ import { LocalSubstrate } from "./substrate.js";
 import { silentLogger, type Logger } from "./log.js";
 
 const TETHER_BIN = resolve(fileURLToPath(new URL("../../bin/tether.mjs", import.meta.url)));
+/** Defined (true) by scripts/build.mjs in the compiled CLI. */
+declare const TETHER_BUNDLED: boolean | undefined;
 const TRUST_DOMAIN = "cluster.local";
 const CA_ADMIN_PORT = 9990;
 const CONTROLLER_ADMIN_PORT = 9996;
@@ -100,6 +102,25 @@ function tcpOpen(host: string, port: number): Promise<boolean> {
   });
 }
 
+/**
+ * How a pod's proxy is started: the compiled CLI (dist/tether.mjs, what the image runs) with the
+ * proxy's node flags, not tsx. From a checkout, dist/ is rebuilt first if any source it was built
+ * from has changed (scripts/build.mjs), so a pod never runs stale code; a compiled tether (the
+ * local mesh started from dist/ itself) runs its own build.
+ */
+async function proxyCommand(): Promise<string[]> {
+  let entry: string;
+  if (typeof TETHER_BUNDLED !== "undefined" && TETHER_BUNDLED) {
+    entry = fileURLToPath(new URL("../../dist/tether.mjs", import.meta.url));
+  } else {
+    // Through a variable, so that the compiled CLI does not include the build script.
+    const script = new URL("../../scripts/build.mjs", import.meta.url).href;
+    const build = (await import(script)) as typeof import("../../scripts/build.mjs");
+    entry = (await build.ensureBuilt()).tether!;
+  }
+  return [process.execPath, ...PROXY_UNCONTAINED_NODE_OPTIONS, entry, "proxy"];
+}
+
 async function httpOk(url: string): Promise<boolean> {
   const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
   return res.ok;
@@ -120,6 +141,8 @@ export class LocalMesh {
     readonly clusterDir: string,
     readonly dataDir: string,
     private readonly log: Logger,
+    /** The proxy's argv (see proxyCommand). */
+    private readonly proxyArgv: readonly string[],
   ) {}
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -139,6 +162,7 @@ export class LocalMesh {
   /** Brings up the substrate, the PKI and the control plane; resolves when both are ready. */
   static async start(options: LocalMeshOptions): Promise<LocalMesh> {
     const log = options.logger ?? silentLogger;
+    const proxyArgv = await proxyCommand();
     const substrate = await LocalSubstrate.up({
       stateDir: options.stateDir,
       instance: options.instance,
@@ -158,7 +182,7 @@ export class LocalMesh {
       await chmod(pkiDir, 0o755);
       const tokens = await ServiceAccountTokenIssuer.create();
       await writeAtomic(join(pkiDir, "jwks.json"), JSON.stringify(tokens.jwks()));
-      const mesh = new LocalMesh(substrate, options, pki, tokens, clusterDir, dataDir, log);
+      const mesh = new LocalMesh(substrate, options, pki, tokens, clusterDir, dataDir, log, proxyArgv);
       await mesh.startControlPlane();
       return mesh;
     } catch (err) {
@@ -289,7 +313,7 @@ export class LocalMesh {
       await this.serial(() => this.substrate.run(netns, [node, TETHER_BIN, "proxy-init"]));
       const tokenFile = await this.writeToken(spec.namespace, spec.serviceAccount, spec.name, dataDir);
       pod.processes.push(
-        await this.substrate.exec(netns, [node, TETHER_BIN, "proxy"], {
+        await this.substrate.exec(netns, this.proxyArgv, {
           uid: PROXY_UID,
           logName: "proxy",
           logGroup: spec.name,

@@ -22,6 +22,7 @@ import {
   PROXY_ADMIN_PORT,
   PROXY_CONTAINER_NAME,
   PROXY_INBOUND_PORT,
+  PROXY_NODE_OPTIONS,
   PROXY_OUTBOUND_PORT,
   PROXY_UID,
   SKIP_INBOUND_PORTS_ANNOTATION,
@@ -253,6 +254,9 @@ function proxyEnv(input: InjectionInput, spec: PodSpec, skippedInbound: PortRang
     { name: "TETHER_OPAQUE_PORTS", value: formatPortRanges(portsConfig(input, OPAQUE_PORTS_ANNOTATION)) },
     { name: "TETHER_DEFAULT_INBOUND_POLICY", value: policy },
     { name: "TETHER_LOG_LEVEL", value: choiceConfig(input, PROXY_LOG_LEVEL_ANNOTATION, LOG_LEVELS, s.proxyLogLevel) },
+    // V8 flags for the proxy's footprint; through the environment, so the image's entrypoint
+    // (however it runs tether) stays the one way in.
+    { name: "NODE_OPTIONS", value: PROXY_NODE_OPTIONS.join(" ") },
   ];
 }
 

@@ -67,7 +67,7 @@ describe("Dockerfile", () => {
     assert.ok(final.body.some((i) => i.op === "COPY" && /--from=\S+\s+\S*node_modules/.test(i.args)), "the final stage copies node_modules from a build stage");
   });
 
-  it("runs as a non-root numeric user, with an exec-form entrypoint to the tether binary", () => {
+  it("runs as a non-root numeric user, with an exec-form entrypoint to the compiled tether CLI", () => {
     const users = final.body.filter((i) => i.op === "USER");
     assert.equal(users.length, 1);
     assert.match(users[0]!.args, /^[1-9]\d*(:[1-9]\d*)?$/, "numeric, non-zero uid (runAsNonRoot can verify it)");
@@ -77,7 +77,7 @@ describe("Dockerfile", () => {
     assert.ok(entry);
     const argv = JSON.parse(entry.args) as string[];
     assert.equal(argv[0], "node");
-    assert.match(argv[1]!, /bin\/tether\.mjs$/);
+    assert.match(argv[1]!, /\/dist\/tether\.mjs$/);
   });
 
   it("copies only files that exist, and no secrets or tests", () => {
@@ -95,8 +95,15 @@ describe("Dockerfile", () => {
     for (const entry of ["node_modules", ".git", "test"]) assert.ok(ignore.includes(entry), `.dockerignore lists ${entry}`);
   });
 
-  it("has iptables for tether proxy-init and a cache-free TypeScript loader for the read-only root filesystem", () => {
+  it("has iptables for tether proxy-init", () => {
     assert.ok(final.body.some((i) => i.op === "RUN" && /apt-get install[^&]*\biptables\b/.test(i.args) && /rm -rf \/var\/lib\/apt\/lists/.test(i.args)));
-    assert.ok(final.body.some((i) => i.op === "ENV" && /TSX_DISABLE_CACHE=1/.test(i.args)));
+  });
+
+  it("compiles the CLI in a build stage and runs it without a TypeScript loader", () => {
+    const build = stages.find((s) => s !== final && s.body.some((i) => i.op === "RUN" && /node scripts\/build\.mjs/.test(i.args)));
+    assert.ok(build, "a build stage runs scripts/build.mjs");
+    assert.ok(final.body.some((i) => i.op === "COPY" && new RegExp(`--from=${build.name}\\s+\\S*/dist\\s`).test(i.args)), "the final stage copies dist/ from it");
+    assert.ok(!final.body.some((i) => i.op === "COPY" && !i.args.includes("--from=") && /^(src|bin)\b/.test(i.args)), "no TypeScript sources from the context");
+    assert.ok(!final.body.some((i) => i.op === "ENV" && /TSX_/.test(i.args)), "tsx does not run in the image");
   });
 });

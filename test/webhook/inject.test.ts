@@ -349,6 +349,7 @@ describe("the injected pod, in full", () => {
               { name: "TETHER_OPAQUE_PORTS", value: "" },
               { name: "TETHER_DEFAULT_INBOUND_POLICY", value: "all-authenticated" },
               { name: "TETHER_LOG_LEVEL", value: "info" },
+              { name: "NODE_OPTIONS", value: "--max-semi-space-size=1" },
             ],
             ports: [
               { name: "tether-inbound", containerPort: 4143 },
