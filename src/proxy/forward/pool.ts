@@ -92,6 +92,8 @@ export class H2ConnectionPool {
     }
     let lastError: unknown;
     socket.once("error", (err) => (lastError = err));
+    // Frames are batched per event-loop turn already; Nagle would only hold the batch back.
+    (socket as Duplex & { setNoDelay?(on: boolean): void }).setNoDelay?.(true);
     const leave = () => {
       const list = this.live.get(key);
       if (!list) return;

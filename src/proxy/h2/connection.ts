@@ -21,9 +21,8 @@ import {
   MAX_WINDOW,
   Setting,
   frame,
-  frameHeader,
+  FrameWriter,
   goawayFrame,
-  headerFrames,
   parseSettings,
   rstStreamFrame,
   settingsFrame,
@@ -176,7 +175,7 @@ export class H2Connection {
   /** Streams with data waiting for flow-control window. */
   private readonly blocked = new Set<H2Stream>();
   private prefaceLeft: number;
-  private out: Buffer[] = [];
+  private readonly out = new FrameWriter();
   private flushScheduled = false;
   /** Credits owed to streams of other connections once this socket drains: [stream, bytes, …]. */
   private afterDrain: Array<H2Stream | number> = [];
@@ -307,24 +306,23 @@ export class H2Connection {
    * one write (under load, the frames of many requests share one TLS record and one syscall).
    */
   private write(buf: Buffer): void {
-    this.out.push(buf);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
+    this.out.raw(buf);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushBound);
   }
 
   private readonly flushBound = () => this.flush();
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.out.length === 0 || this.socket.destroyed) {
-      this.out = [];
-      return;
-    }
-    const bufs = this.out;
-    this.out = [];
-    this.socket.write(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs));
+    if (this.out.empty) return;
+    const bytes = this.out.take();
+    if (!this.socket.destroyed) this.socket.write(bytes);
   }
 
   /**
@@ -366,7 +364,8 @@ export class H2Connection {
   sendHeaders(stream: H2Stream, fields: HeaderFields, endStream: boolean): void {
     if (stream.localEnded || this.closedFlag) return;
     const block = this.encoder.encode(fields);
-    for (const f of headerFrames(stream.id, block, endStream, this.peerMaxFrameSize)) this.write(f);
+    this.out.headers(stream.id, block, endStream, this.peerMaxFrameSize);
+    this.scheduleFlush();
     if (endStream) this.endLocal(stream);
   }
 
@@ -424,8 +423,8 @@ export class H2Connection {
       const n = Math.min(chunk.length - offset, stream.sendWindow, this.connSendWindow, this.peerMaxFrameSize);
       if (n <= 0) break;
       const last = endStream && offset + n === chunk.length;
-      this.write(frameHeader(n, FrameType.DATA, last ? Flags.END_STREAM : 0, stream.id));
-      this.write(chunk.subarray(offset, offset + n));
+      this.out.frame(FrameType.DATA, last ? Flags.END_STREAM : 0, stream.id, chunk, offset, offset + n);
+      this.scheduleFlush();
       offset += n;
       stream.sendWindow -= n;
       this.connSendWindow -= n;

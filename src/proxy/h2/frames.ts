@@ -123,15 +123,6 @@ export function unpad(frame: Frame): Buffer {
   return p.subarray(1, p.length - padLength);
 }
 
-export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
-  const h = Buffer.allocUnsafe(FRAME_HEADER_LENGTH);
-  h.writeUIntBE(length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
-  return h;
-}
-
 /** A whole frame with a small payload, in one buffer. */
 export function frame(type: number, flags: number, streamId: number, payload?: Buffer): Buffer {
   const length = payload?.length ?? 0;
@@ -182,18 +173,67 @@ export function goawayFrame(lastStreamId: number, code: number, debug = ""): Buf
 }
 
 /**
- * A header block as HEADERS plus as many CONTINUATION frames as the peer's frame size needs.
+ * Accumulates outgoing frames of one connection in one growing scratch buffer, then hands them
+ * over as a single right-sized buffer: no allocation per frame, one copy per flush.
  */
-export function headerFrames(streamId: number, block: Buffer, endStream: boolean, maxFrameSize: number): Buffer[] {
-  const endStreamFlag = endStream ? Flags.END_STREAM : 0;
-  if (block.length <= maxFrameSize) return [frame(FrameType.HEADERS, Flags.END_HEADERS | endStreamFlag, streamId, block)];
-  const out: Buffer[] = [];
-  for (let offset = 0; offset < block.length; offset += maxFrameSize) {
-    const piece = block.subarray(offset, offset + maxFrameSize);
-    const last = offset + maxFrameSize >= block.length;
-    const type = offset === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
-    const flags = (last ? Flags.END_HEADERS : 0) | (offset === 0 ? endStreamFlag : 0);
-    out.push(frame(type, flags, streamId, piece));
+export class FrameWriter {
+  private buf = Buffer.allocUnsafe(1024);
+  private length = 0;
+
+  get empty(): boolean {
+    return this.length === 0;
   }
-  return out;
+
+  /** A frame whose payload is `payload[start, end)` (copied). */
+  frame(type: number, flags: number, streamId: number, payload?: Buffer, start = 0, end = payload?.length ?? 0): void {
+    const n = end - start;
+    this.reserve(FRAME_HEADER_LENGTH + n);
+    const b = this.buf;
+    const at = this.length;
+    b[at] = (n >>> 16) & 0xff;
+    b[at + 1] = (n >>> 8) & 0xff;
+    b[at + 2] = n & 0xff;
+    b[at + 3] = type;
+    b[at + 4] = flags;
+    b.writeUInt32BE(streamId, at + 5);
+    if (payload && n > 0) payload.copy(b, at + FRAME_HEADER_LENGTH, start, end);
+    this.length = at + FRAME_HEADER_LENGTH + n;
+  }
+
+  /** A header block as HEADERS plus CONTINUATION frames of at most `maxFrameSize` bytes. */
+  headers(streamId: number, block: Buffer, endStream: boolean, maxFrameSize: number): void {
+    const endStreamFlag = endStream ? Flags.END_STREAM : 0;
+    let offset = 0;
+    do {
+      const end = Math.min(block.length, offset + maxFrameSize);
+      const type = offset === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
+      const flags = (end === block.length ? Flags.END_HEADERS : 0) | (offset === 0 ? endStreamFlag : 0);
+      this.frame(type, flags, streamId, block, offset, end);
+      offset = end;
+    } while (offset < block.length);
+  }
+
+  /** Bytes already framed (e.g. the client preface). */
+  raw(bytes: Buffer): void {
+    this.reserve(bytes.length);
+    bytes.copy(this.buf, this.length);
+    this.length += bytes.length;
+  }
+
+  /** Everything written so far, in a buffer of its own; the writer starts empty again. */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.length);
+    this.buf.copy(out, 0, 0, this.length);
+    this.length = 0;
+    // A burst may have grown the scratch buffer: do not keep a large one per idle connection.
+    if (this.buf.length > 64 * 1024) this.buf = Buffer.allocUnsafe(1024);
+    return out;
+  }
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + n));
+    this.buf.copy(grown, 0, 0, this.length);
+    this.buf = grown;
+  }
 }
