@@ -100,6 +100,9 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pro
   const destinationClient = new DestinationService(config.destinationAddr, channelCredentials, mtlsChannelOptions(controllerName));
   const policyClient = new InboundPoliciesService(config.policyAddr, channelCredentials, mtlsChannelOptions(controllerName));
   const contextToken = `${config.podNamespace}/${config.podName}`;
+  // Readiness needs discovery reached once (over mTLS, so also our certificate accepted by it).
+  let discoveryReached = false;
+  whenChannelReady(destinationClient, () => (discoveryReached = true));
 
   const destinations = new DestinationCache({
     subscribe: (path) =>
@@ -172,6 +175,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pro
       if (draining) return "draining";
       if (!contexts.current()) return "no valid certificate yet";
       if (!policies.allReceived()) return "waiting for inbound policy from the control plane";
+      if (!discoveryReached) return "waiting to reach the destination service";
       return undefined;
     },
     shutdown: () => void shutdown(),
@@ -179,4 +183,17 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pro
   agent.start();
   logger.info({ inboundPort, outboundPort, adminPort: admin.port, identity: toDnsName(config.identity) }, "proxy started");
   return { inboundPort, outboundPort, adminPort: admin.port, metrics, contexts, agent, shutdown };
+}
+
+/**
+ * Calls `onReady` once the client's channel has been READY (connected, TLS done) at least once;
+ * keeps trying until then, and stops when the client is closed.
+ */
+function whenChannelReady(client: grpc.Client, onReady: () => void): void {
+  const attempt = () =>
+    client.waitForReady(Date.now() + 5_000, (err) => {
+      if (!err) return onReady();
+      if (client.getChannel().getConnectivityState(false) !== grpc.connectivityState.SHUTDOWN) attempt();
+    });
+  attempt();
 }
