@@ -15,7 +15,7 @@ import { forwardH2 } from "../../src/proxy/forward/h2.js";
 import { H2ConnectionPool } from "../../src/proxy/forward/pool.js";
 import { H2Connection, type H2Limits, type H2Stream, type ResetCause, type StreamHandler } from "../../src/proxy/h2/connection.js";
 import { fieldValue, type HeaderFields } from "../../src/proxy/h2/fields.js";
-import { E, F, frame, PREFACE, RawPeer, request, S, settings, T, u32 } from "./fixtures/h2-raw.js";
+import { E, F, frame, listenH2, PREFACE, RawPeer, request, S, settings, T, u32 } from "./fixtures/h2-raw.js";
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
@@ -50,50 +50,37 @@ cleanups.push(() => pool.close(50));
  */
 async function startServer(limits?: Partial<H2Limits>) {
   const state = { protocolErrors: [] as string[], sunk: [] as H2Stream[], sunkBytes: 0, bigClosed: 0 };
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    new H2Connection(socket, {
-      role: "server",
-      ...(limits ? { limits } : {}),
-      events: {
-        protocolError: (kind) => state.protocolErrors.push(kind),
-        stream: (stream, fields, endStream) => {
-          if (fieldValue(fields, ":path") === "/throw") throw new TypeError("a bug in a stream handler");
-          if (fieldValue(fields, ":path") === "/big") {
-            // 200,000 bytes at once: more than a default window, so most of it waits in the stream's queue.
-            stream.handler = { headers() {}, data() {}, trailers() {}, reset() {}, closed: () => state.bigClosed++ };
-            stream.sendHeaders([":status", "200"], false);
-            stream.sendData(Buffer.alloc(200_000, 1), true);
-            return;
-          }
-          if (fieldValue(fields, ":path") === "/sink") {
-            state.sunk.push(stream);
-            stream.handler = { headers() {}, data: (c) => (state.sunkBytes += c.length), trailers() {}, reset() {}, closed() {} };
-            return;
-          }
-          forwardH2(stream, fields, endStream, {
-            clock: systemClock,
-            choose: () => ({
-              connection: () => pool.connection("up", () => net.connect(upstreamPort, "127.0.0.1")),
-              done() {},
-              failed() {},
-              cancel() {},
-            }),
-            finished() {},
-          });
-        },
-      },
+  const listening = await listenH2(
+    (stream, fields, endStream) => {
+    if (fieldValue(fields, ":path") === "/throw") throw new TypeError("a bug in a stream handler");
+    if (fieldValue(fields, ":path") === "/big") {
+      // 200,000 bytes at once: more than a default window, so most of it waits in the stream's queue.
+      stream.handler = { headers() {}, data() {}, trailers() {}, reset() {}, closed: () => state.bigClosed++ };
+      stream.sendHeaders([":status", "200"], false);
+      stream.sendData(Buffer.alloc(200_000, 1), true);
+      return;
+    }
+    if (fieldValue(fields, ":path") === "/sink") {
+      state.sunk.push(stream);
+      stream.handler = { headers() {}, data: (c) => (state.sunkBytes += c.length), trailers() {}, reset() {}, closed() {} };
+      return;
+    }
+    forwardH2(stream, fields, endStream, {
+      clock: systemClock,
+      choose: () => ({
+        connection: () => pool.connection("up", () => net.connect(upstreamPort, "127.0.0.1")),
+        done() {},
+        failed() {},
+        cancel() {},
+      }),
+      finished() {},
     });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  cleanups.push(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  return { port: (server.address() as net.AddressInfo).port, state };
+  },
+    (kind) => state.protocolErrors.push(kind),
+    limits,
+  );
+  cleanups.push(() => listening.close());
+  return { port: listening.port, state };
 }
 
 const server = await startServer();

@@ -9,7 +9,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { once } from "node:events";
 import { DEFAULT_H2_LIMITS, H2Connection, type H2Limits, type H2Stream } from "../../src/proxy/h2/connection.js";
-import { E, F, frame, parseSettings, PREFACE, RawPeer, request, S, T } from "./fixtures/h2-raw.js";
+import { E, F, frame, listenH2, parseSettings, PREFACE, RawPeer, request, S, T } from "./fixtures/h2-raw.js";
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
@@ -22,41 +22,28 @@ after(async () => {
  */
 async function startServer(limits?: Partial<H2Limits>) {
   const state = { open: 0, maxOpen: 0, streams: 0, protocolErrors: [] as string[], held: [] as H2Stream[] };
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    new H2Connection(socket, {
-      role: "server",
-      ...(limits ? { limits } : {}),
-      events: {
-        protocolError: (kind) => state.protocolErrors.push(kind),
-        stream: (stream, fields) => {
-          state.streams++;
-          state.open++;
-          state.maxOpen = Math.max(state.maxOpen, state.open);
-          stream.handler = {
-            headers() {},
-            data: (chunk) => stream.consumed(chunk.length),
-            trailers() {},
-            reset() {},
-            closed: () => state.open--,
-          };
-          const path = fields[fields.indexOf(":path") + 1];
-          if (path === "/hold") return void state.held.push(stream);
-          stream.sendHeaders([":status", "200"], false);
-          stream.sendData(Buffer.from("ok"), true);
-        },
-      },
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  cleanups.push(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const port = (server.address() as net.AddressInfo).port;
+  const listening = await listenH2(
+    (stream, fields) => {
+    state.streams++;
+    state.open++;
+    state.maxOpen = Math.max(state.maxOpen, state.open);
+    stream.handler = {
+      headers() {},
+      data: (chunk) => stream.consumed(chunk.length),
+      trailers() {},
+      reset() {},
+      closed: () => state.open--,
+    };
+    const path = fields[fields.indexOf(":path") + 1];
+    if (path === "/hold") return void state.held.push(stream);
+    stream.sendHeaders([":status", "200"], false);
+    stream.sendData(Buffer.from("ok"), true);
+  },
+    (kind) => state.protocolErrors.push(kind),
+    limits,
+  );
+  cleanups.push(() => listening.close());
+  const port = listening.port;
   return { port, state, release: () => state.held.splice(0).forEach((s) => (s.sendHeaders([":status", "200"], false), s.sendData(Buffer.from("ok"), true))) };
 }
 

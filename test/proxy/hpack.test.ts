@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import http2 from "node:http2";
 import fc from "fast-check";
+import { frame } from "../../src/proxy/h2/frames.js";
 import { HpackDecoder, HpackEncoder, HpackError, type HeaderFields } from "../../src/proxy/h2/hpack.js";
 import { huffmanDecode, huffmanEncode, HuffmanError } from "../../src/proxy/h2/huffman.js";
 
@@ -304,15 +305,6 @@ interface Frame {
   flags: number;
   streamId: number;
   payload: Buffer;
-}
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(streamId, 5);
-  return Buffer.concat([header, payload]);
 }
 
 /** Calls `onFrame` for each frame read from `socket`, after skipping `skip` octets (a preface). */
