@@ -236,8 +236,11 @@ test("a PING flood gets GOAWAY(ENHANCE_YOUR_CALM); a busy but reasonable peer do
   await stillServes();
 });
 
-test("a SETTINGS flood and an empty-DATA flood get GOAWAY(ENHANCE_YOUR_CALM)", async () => {
+test("SETTINGS, PRIORITY and empty-DATA floods get GOAWAY(ENHANCE_YOUR_CALM)", async () => {
   assert.equal((await goawayFor(Array.from({ length: 1500 }, () => settings()))).code, E.ENHANCE_YOUR_CALM);
+  // PRIORITY for stream 3, depending on stream 0, weight 16: valid, advisory, and free to send.
+  const priority = frame(T.PRIORITY, 0, 3, Buffer.from([0, 0, 0, 0, 15]));
+  assert.equal((await goawayFor(Array.from({ length: 1500 }, () => priority))).code, E.ENHANCE_YOUR_CALM);
   const open = Buffer.concat([frame(T.HEADERS, F.END_HEADERS, 1, Buffer.from([0x83, 0x86, 0x84]))]);
   assert.equal((await goawayFor([open, ...Array.from({ length: 1500 }, () => frame(T.DATA, 0, 1))])).code, E.ENHANCE_YOUR_CALM);
   await stillServes();

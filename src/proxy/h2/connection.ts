@@ -575,7 +575,9 @@ export class H2Connection {
       case FrameType.PRIORITY:
         if (f.streamId === 0) throw new FrameError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0");
         if (f.payload.length !== 5) throw new FrameError(ErrorCode.FRAME_SIZE_ERROR, "PRIORITY payload is not 5 bytes");
-        return; // advisory; the proxy does not reorder
+        // Advisory (the proxy does not reorder), but each costs a parse: a flood is cut like PINGs.
+        this.count("control", this.limits.maxControlFramesPerWindow, "PRIORITY frames");
+        return;
       case FrameType.PUSH_PROMISE:
         throw new FrameError(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE is not allowed (push is disabled)");
       default:
