@@ -18,8 +18,21 @@ export async function bindServer(server: grpc.Server, listen: string, credential
   return { address: `${listen.slice(0, listen.lastIndexOf(":"))}:${port}`, port };
 }
 
+/**
+ * The `close` of a streaming server: ends its open streams, shuts it down, then runs `after`
+ * (e.g. stopping the watcher that fed the streams). Calling it again returns the same promise.
+ */
+export function streamingServerCloser(server: grpc.Server, streams: Iterable<{ end(): void }>, after: () => void): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () =>
+    (closing ??= (async () => {
+      await shutdownStreaming(server, streams);
+      after();
+    })());
+}
+
 /** Ends every open stream with OK, then shuts down (forced after `graceMs`). */
-export async function shutdownStreaming(server: grpc.Server, streams: Iterable<{ end(): void }>, graceMs = 2000): Promise<void> {
+async function shutdownStreaming(server: grpc.Server, streams: Iterable<{ end(): void }>, graceMs = 2000): Promise<void> {
   for (const call of [...streams]) call.end();
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {

@@ -8,16 +8,8 @@ import { pino } from "pino";
 import { startDashboard } from "./viz/dashboard.js";
 import { measure, openSource, parseDirection, parseDuration, parseGroup, printEdges, printStat, printTop, type SourceFlags } from "./viz/commands.js";
 
-interface CommonOpts {
-  targets?: string;
-  kubeconfig?: string;
-  kubernetes?: boolean;
-  prometheus?: string;
-  namespace?: string;
-  trustDomain?: string;
-  window: string;
-  json?: boolean;
-}
+/** The flags commander parses: the source flags, with the window still as text. */
+type CommonOpts = Omit<SourceFlags, "windowMs"> & { window: string; json?: boolean };
 
 function withSourceFlags(cmd: Command, defaultWindow = "10s"): Command {
   return cmd

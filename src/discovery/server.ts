@@ -6,7 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { bindServer, shutdownStreaming } from "../api/grpc-server.js";
+import { bindServer, streamingServerCloser } from "../api/grpc-server.js";
 import { DestinationService, type DestinationUpdate, type GetDestination } from "../api/index.js";
 import type { ClusterState } from "../cluster/types.js";
 import { errorCode, errorMessage } from "../identity/errors.js";
@@ -119,16 +119,5 @@ export async function startDestinationServer(options: DestinationServerOptions):
   const { address, port } = await bindServer(server, options.listen, options.serverCredentials);
   logger.info({ address, clusterDomain }, "destination server listening");
 
-  let closing: Promise<void> | undefined;
-  return {
-    address,
-    port,
-    watcher,
-    metrics,
-    close: () =>
-      (closing ??= (async () => {
-        await shutdownStreaming(server, active);
-        watcher.stop();
-      })()),
-  };
+  return { address, port, watcher, metrics, close: streamingServerCloser(server, active, () => watcher.stop()) };
 }

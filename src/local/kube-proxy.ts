@@ -59,23 +59,24 @@ export interface ServiceSyncPlan {
 
 const validPort = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
 
-function checkService(s: ServiceRule, services: Cidr, pods: Cidr): string | undefined {
-  let vip: number;
+/** Why `address` (called `what`) is not an IPv4 address inside `subnet`, or undefined. */
+function addressProblem(what: string, address: string, subnet: Cidr, subnetName: string): string | undefined {
+  let ip: number;
   try {
-    vip = parseIpv4(s.vip);
+    ip = parseIpv4(address);
   } catch {
-    return `VIP "${s.vip}" is not an IPv4 address`;
+    return `${what} "${address}" is not an IPv4 address`;
   }
-  if (!cidrContains(services, vip)) return `VIP ${s.vip} is outside the service subnet`;
+  return cidrContains(subnet, ip) ? undefined : `${what} ${address} is outside the ${subnetName} subnet`;
+}
+
+function checkService(s: ServiceRule, services: Cidr, pods: Cidr): string | undefined {
+  const vipProblem = addressProblem("VIP", s.vip, services, "service");
+  if (vipProblem) return vipProblem;
   if (!validPort(s.port)) return `port ${s.port} is not 1-65535`;
   for (const e of s.endpoints) {
-    let ip: number;
-    try {
-      ip = parseIpv4(e.ip);
-    } catch {
-      return `endpoint "${e.ip}" is not an IPv4 address`;
-    }
-    if (!cidrContains(pods, ip)) return `endpoint ${e.ip} is outside the pod subnet`;
+    const problem = addressProblem("endpoint", e.ip, pods, "pod");
+    if (problem) return problem;
     if (!validPort(e.port)) return `endpoint port ${e.port} is not 1-65535`;
   }
   return undefined;

@@ -5,7 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { bindServer, shutdownStreaming } from "../api/grpc-server.js";
+import { bindServer, streamingServerCloser } from "../api/grpc-server.js";
 import { InboundPoliciesService, type InboundServer, type PortSpec } from "../api/index.js";
 import type { DefaultInboundPolicy } from "../api/mesh.js";
 import type { ClusterState } from "../cluster/types.js";
@@ -102,16 +102,5 @@ export async function startPolicyServer(options: PolicyServerOptions): Promise<P
   const { address, port } = await bindServer(server, options.listen, options.serverCredentials);
   logger.info({ address, clusterDefault: options.clusterDefault, trustDomain: options.trustDomain }, "policy server listening");
 
-  let closing: Promise<void> | undefined;
-  return {
-    address,
-    port,
-    watcher,
-    metrics,
-    close: () =>
-      (closing ??= (async () => {
-        await shutdownStreaming(server, active);
-        watcher.stop();
-      })()),
-  };
+  return { address, port, watcher, metrics, close: streamingServerCloser(server, active, () => watcher.stop()) };
 }

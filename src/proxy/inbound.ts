@@ -19,9 +19,9 @@ import { toDnsName } from "../identity/names.js";
 import { peerIdentity } from "../identity/tls.js";
 import { recordRequest, recordTcpOpen, type RequestLabels } from "./accounting.js";
 import { detectProtocol } from "./detect.js";
-import { forwardH1, forwardUpgrade, H1AgentPool, serveHttp1Connection, type H1Upstream } from "./forward/h1.js";
+import { forwardH1, forwardUpgrade, H1AgentPool, type H1Upstream } from "./forward/h1.js";
 import { answer, forwardH2 } from "./forward/h2.js";
-import { GrpcStatus } from "./forward/grpc.js";
+import { GrpcStatus, isGrpc } from "./forward/grpc.js";
 import { H2ConnectionPool } from "./forward/pool.js";
 import type { H2Stream } from "./h2/connection.js";
 import { fieldsToObject, fieldValue, withoutField, type HeaderFields } from "./h2/fields.js";
@@ -100,8 +100,7 @@ function clientIp(socket: net.Socket): string {
   return address.startsWith("::ffff:") ? address.slice(7) : address;
 }
 
-export class InboundProxy extends ProxySide {
-  private readonly h1Connections = new WeakMap<net.Socket, InboundConnection>();
+export class InboundProxy extends ProxySide<InboundConnection> {
   private readonly tlsTerminator: tls.Server;
   /** Handshakes in progress, by client address:port (the TLS socket reports its parent's). */
   private readonly handshakes = new Map<string, (outcome: { socket?: tls.TLSSocket; err?: Error }) => void>();
@@ -168,15 +167,7 @@ export class InboundProxy extends ProxySide {
           ? { protocol: "http1" as const, unshifted: true, buffered: Buffer.alloc(0) }
           : await detectProtocol(socket, { timeoutMs: options.detectTimeoutMs, opaque });
     if (socket.destroyed) return;
-    switch (detection.protocol) {
-      case "h2":
-        return this.serveH2(socket, (stream, fields, endStream) => this.onH2Stream(stream, fields, endStream, connection));
-      case "http1":
-        this.h1Connections.set(socket, connection);
-        return serveHttp1Connection(this.h1Server, socket);
-      case "opaque":
-        return this.forwardOpaque(socket, connection, detection.unshifted ? undefined : detection.buffered);
-    }
+    return this.serveDetected(socket, detection, connection);
   }
 
   /**
@@ -286,7 +277,7 @@ export class InboundProxy extends ProxySide {
     };
   }
 
-  private onH2Stream(stream: H2Stream, fields: HeaderFields, endStream: boolean, connection: InboundConnection): void {
+  protected onH2Stream(stream: H2Stream, fields: HeaderFields, endStream: boolean, connection: InboundConnection): void {
     const { clock, metrics, appHost } = this.options;
     const start = clock.now();
     const labels = inboundLabels(connection);
@@ -296,9 +287,7 @@ export class InboundProxy extends ProxySide {
       headers: fieldsToObject(fields),
     });
     if (!decision.allowed) {
-      const contentType = fieldValue(fields, "content-type");
-      const grpc = contentType !== undefined && contentType.startsWith("application/grpc");
-      const answered = answer(stream, grpc, {
+      const answered = answer(stream, isGrpc(fields), {
         grpcStatus: GrpcStatus.PERMISSION_DENIED,
         httpStatus: 403,
         code: `POLICY_${decision.reason.toUpperCase()}`,
@@ -335,7 +324,7 @@ export class InboundProxy extends ProxySide {
   }
 
   protected async onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const connection = this.h1Connections.get(req.socket);
+    const connection = this.h1Contexts.get(req.socket);
     if (!connection) return void res.writeHead(500).end();
     const { clock, metrics } = this.options;
     const start = clock.now();
@@ -357,7 +346,7 @@ export class InboundProxy extends ProxySide {
   }
 
   protected async onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
-    const connection = this.h1Connections.get(req.socket) ?? this.h1Connections.get(socket);
+    const connection = this.h1Contexts.get(req.socket) ?? this.h1Contexts.get(socket);
     if (!connection) return void socket.destroy();
     const decision = this.decide(connection, { method: req.method ?? "", path: req.url ?? "", headers: req.headers });
     if (!decision.allowed) {
@@ -372,7 +361,7 @@ export class InboundProxy extends ProxySide {
     });
   }
 
-  private async forwardOpaque(socket: net.Socket, connection: InboundConnection, replay: Buffer | undefined): Promise<void> {
+  protected async forwardOpaque(socket: net.Socket, connection: InboundConnection, replay: Buffer | undefined): Promise<void> {
     const decision = this.decide(connection);
     if (!decision.allowed) {
       socket.destroy();

@@ -6,10 +6,10 @@
  */
 import http from "node:http";
 import net from "node:net";
-import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { errorMessage } from "../identity/errors.js";
-import type { H1AgentPool } from "./forward/h1.js";
+import type { Detection } from "./detect.js";
+import { serveHttp1Connection, type H1AgentPool } from "./forward/h1.js";
 import type { H2ConnectionPool } from "./forward/pool.js";
 import { H2Connection, type H2Stream } from "./h2/connection.js";
 import type { HeaderFields } from "./h2/fields.js";
@@ -62,12 +62,16 @@ export class TrackedListener {
 }
 
 /**
- * What both proxy directions share: the tracked listener, the HTTP/1 server detected connections
- * are handed to, the pooled upstream connections, and the drain that closes them in order.
+ * What both proxy directions share: the tracked listener, the hand-off of a detected connection to
+ * its protocol (HTTP/2, the HTTP/1 server, opaque TCP), the pooled upstream connections, and the
+ * drain that closes them in order. `Context` is what a direction knows of one accepted connection
+ * (inbound: port, client and policy; outbound: the destination and its balancer).
  */
-export abstract class ProxySide {
+export abstract class ProxySide<Context extends object> {
   protected readonly listener: TrackedListener;
   protected readonly h1Server = http.createServer({ keepAlive: true });
+  /** The context of each connection handed to the HTTP/1 server, for its requests. */
+  protected readonly h1Contexts = new WeakMap<net.Socket, Context>();
 
   constructor(
     private readonly direction: Direction,
@@ -90,17 +94,31 @@ export abstract class ProxySide {
   protected abstract onConnection(socket: net.Socket): Promise<void>;
   protected abstract onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void>;
   protected abstract onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void>;
+  protected abstract onH2Stream(stream: H2Stream, fields: HeaderFields, endStream: boolean, context: Context): void;
+  protected abstract forwardOpaque(socket: net.Socket, context: Context, replay: Buffer | undefined): Promise<void>;
 
-  /** Serves HTTP/2 on an accepted (and, inbound, TLS-terminated) connection. */
-  protected serveH2(socket: Duplex, onRequest: (stream: H2Stream, fields: HeaderFields, endStream: boolean) => void): void {
-    const connection = new H2Connection(socket, {
-      role: "server",
-      events: {
-        stream: onRequest,
-        protocolError: (kind) => this.metrics.protocolErrors.inc({ direction: this.direction, kind }),
-      },
-    });
-    this.listener.track(connection);
+  /**
+   * Serves an accepted (and, inbound, TLS-terminated) connection by its detected protocol. An
+   * opaque connection is forwarded until it closes (the promise); the others are served from here.
+   */
+  protected serveDetected(socket: net.Socket, detection: Pick<Detection, "protocol" | "unshifted" | "buffered">, context: Context): Promise<void> | void {
+    switch (detection.protocol) {
+      case "h2": {
+        const connection = new H2Connection(socket, {
+          role: "server",
+          events: {
+            stream: (stream, fields, endStream) => this.onH2Stream(stream, fields, endStream, context),
+            protocolError: (kind) => this.metrics.protocolErrors.inc({ direction: this.direction, kind }),
+          },
+        });
+        return this.listener.track(connection);
+      }
+      case "http1":
+        this.h1Contexts.set(socket, context);
+        return serveHttp1Connection(this.h1Server, socket);
+      case "opaque":
+        return this.forwardOpaque(socket, context, detection.unshifted ? undefined : detection.buffered);
+    }
   }
 
   listen(): Promise<number> {

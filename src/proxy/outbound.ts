@@ -14,7 +14,7 @@ import { createBalancer, type Balancer } from "./balance/index.js";
 import { detectProtocol } from "./detect.js";
 import { DestinationCache, endpointKey, type DestinationTarget, type Endpoint } from "./destinations.js";
 import { UpstreamError } from "./forward/errors.js";
-import { forwardH1, forwardUpgrade, H1AgentPool, serveHttp1Connection, type H1Upstream } from "./forward/h1.js";
+import { forwardH1, forwardUpgrade, H1AgentPool, type H1Upstream } from "./forward/h1.js";
 import { forwardH2, type H2Upstream } from "./forward/h2.js";
 import { H2ConnectionPool } from "./forward/pool.js";
 import type { H2Stream } from "./h2/connection.js";
@@ -85,9 +85,8 @@ function poolKey(endpoint: Endpoint): string {
   return `${endpoint.identity ?? "plaintext"}@${endpoint.key}`;
 }
 
-export class OutboundProxy extends ProxySide {
+export class OutboundProxy extends ProxySide<BalancedTarget> {
   private readonly targets = new Map<string, BalancedTarget>();
-  private readonly h1Targets = new WeakMap<net.Socket, BalancedTarget>();
   private readonly agentEndpoints = new Map<string, Endpoint>();
 
   constructor(private readonly options: OutboundOptions) {
@@ -169,15 +168,7 @@ export class OutboundProxy extends ProxySide {
     const opaque = options.opaquePorts.has(original.port) || [...target.dst.endpoints.values()].some((e) => e.protocolHint === "opaque");
     const detection = await detectProtocol(socket, { timeoutMs: options.detectTimeoutMs, opaque });
     if (socket.destroyed) return;
-    switch (detection.protocol) {
-      case "h2":
-        return this.serveH2(socket, (stream, fields, endStream) => this.onH2Stream(stream, fields, endStream, target));
-      case "http1":
-        this.h1Targets.set(socket, target);
-        return serveHttp1Connection(this.h1Server, socket);
-      case "opaque":
-        return this.forwardOpaque(socket, target, detection.unshifted ? undefined : detection.buffered);
-    }
+    return this.serveDetected(socket, detection, target);
   }
 
   /** A destination discovery does not know is outside the mesh: plain TCP to where the client meant. */
@@ -219,7 +210,7 @@ export class OutboundProxy extends ProxySide {
     return pick;
   }
 
-  private onH2Stream(stream: H2Stream, fields: HeaderFields, endStream: boolean, target: BalancedTarget): void {
+  protected onH2Stream(stream: H2Stream, fields: HeaderFields, endStream: boolean, target: BalancedTarget): void {
     const { clock, contexts, metrics } = this.options;
     let chosen: Endpoint | undefined;
     forwardH2(stream, fields, endStream, {
@@ -262,7 +253,7 @@ export class OutboundProxy extends ProxySide {
   }
 
   protected async onH1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const target = this.h1Targets.get(req.socket);
+    const target = this.h1Contexts.get(req.socket);
     if (!target) return void res.writeHead(500).end();
     const start = this.options.clock.now();
     let chosen: Endpoint | undefined;
@@ -275,12 +266,12 @@ export class OutboundProxy extends ProxySide {
   }
 
   protected async onH1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
-    const target = this.h1Targets.get(req.socket) ?? this.h1Targets.get(socket);
+    const target = this.h1Contexts.get(req.socket) ?? this.h1Contexts.get(socket);
     if (!target) return void socket.destroy();
     await forwardUpgrade(req, socket, head, { clock: this.options.clock, choose: () => this.h1Upstream(target, () => {}) });
   }
 
-  private async forwardOpaque(socket: net.Socket, target: BalancedTarget, replay: Buffer | undefined): Promise<void> {
+  protected async forwardOpaque(socket: net.Socket, target: BalancedTarget, replay: Buffer | undefined): Promise<void> {
     const { contexts, metrics } = this.options;
     let chosen: Endpoint | undefined;
     const result = await forwardTcp(socket, {

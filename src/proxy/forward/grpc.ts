@@ -1,5 +1,5 @@
 /** The bits of the gRPC wire protocol a proxy needs: status codes, timeouts, trailers-only answers. */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
+import { fieldValue, type HeaderFields } from "../h2/fields.js";
 
 export const GrpcStatus = {
   OK: 0,
@@ -11,9 +11,10 @@ export const GrpcStatus = {
   UNAVAILABLE: 14,
 } as const;
 
-export function isGrpc(headers: IncomingHttpHeaders): boolean {
-  const ct = headers["content-type"];
-  return typeof ct === "string" && ct.startsWith("application/grpc");
+/** Whether a request is gRPC (its content type is application/grpc or application/grpc+…). */
+export function isGrpc(fields: HeaderFields): boolean {
+  const ct = fieldValue(fields, "content-type");
+  return ct !== undefined && ct.startsWith("application/grpc");
 }
 
 const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
@@ -34,18 +35,12 @@ export function encodeGrpcMessage(message: string): string {
 }
 
 /** A trailers-only response: HTTP 200 whose only HEADERS frame carries the status (ends the stream). */
-export function trailersOnly(status: number, message: string, extra: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
-  return {
-    ":status": 200,
-    "content-type": "application/grpc",
-    "grpc-status": String(status),
-    "grpc-message": encodeGrpcMessage(message),
-    ...extra,
-  };
+export function trailersOnly(status: number, message: string, extra: HeaderFields = []): HeaderFields {
+  return [":status", "200", "content-type", "application/grpc", "grpc-status", String(status), "grpc-message", encodeGrpcMessage(message), ...extra];
 }
 
 /** gRPC status (as a number) in a header block, if any. */
-export function grpcStatusOf(headers: IncomingHttpHeaders): number | undefined {
-  const v = headers["grpc-status"];
-  return typeof v === "string" && /^\d+$/.test(v) ? Number(v) : undefined;
+export function grpcStatusOf(fields: HeaderFields): number | undefined {
+  const v = fieldValue(fields, "grpc-status");
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
 }

@@ -13,7 +13,7 @@
 import type { Clock, TimerHandle } from "../../identity/clock.js";
 import { errorMessage } from "../../identity/errors.js";
 import { errorReason, httpStatusFor, UpstreamError } from "./errors.js";
-import { encodeGrpcMessage, GrpcStatus, parseGrpcTimeout } from "./grpc.js";
+import { GrpcStatus, grpcStatusOf, isGrpc, parseGrpcTimeout, trailersOnly } from "./grpc.js";
 import { H2Connection, type H2Stream, type ResetCause, type StreamHandler } from "../h2/connection.js";
 import { fieldValue, forwardableFields, type HeaderFields } from "../h2/fields.js";
 import { ErrorCode } from "../h2/frames.js";
@@ -93,10 +93,7 @@ export function answer(
   o: { grpcStatus: number; httpStatus: number; code: string; message: string },
 ): { status: number; grpcStatus?: number } {
   if (grpc) {
-    stream.sendHeaders(
-      [":status", "200", "content-type", "application/grpc", "grpc-status", String(o.grpcStatus), "grpc-message", encodeGrpcMessage(o.message), "tether-error", o.code],
-      true,
-    );
+    stream.sendHeaders(trailersOnly(o.grpcStatus, o.message, ["tether-error", o.code]), true);
   } else {
     stream.sendHeaders([":status", String(o.httpStatus), "content-type", "text/plain; charset=utf-8", "tether-error", o.code], false);
     stream.sendData(Buffer.from(`${o.message}\n`), true);
@@ -136,8 +133,7 @@ class ForwardedCall {
     endStream: boolean,
     private readonly options: H2ForwardOptions,
   ) {
-    const contentType = fieldValue(fields, "content-type");
-    this.grpc = contentType !== undefined && contentType.startsWith("application/grpc");
+    this.grpc = isGrpc(fields);
     const forwardable = forwardableFields(fields);
     this.requestFields = options.requestFields ? options.requestFields(forwardable) : forwardable;
     this.maxAttempts = options.maxAttempts ?? 3;
@@ -271,11 +267,11 @@ class ForwardedCall {
     }
     this.responseStarted = true;
     if (this.retainable) this.stopRetaining();
-    const grpcStatus = Number(fieldValue(fields, "grpc-status") ?? NaN);
+    const grpcStatus = grpcStatusOf(fields);
     this.settle(Number(status) < 500 && grpcStatus !== GrpcStatus.UNAVAILABLE);
     if (this.answered) return;
     this.result.status = Number(status);
-    if (!Number.isNaN(grpcStatus)) this.result.grpcStatus = grpcStatus;
+    if (grpcStatus !== undefined) this.result.grpcStatus = grpcStatus;
     this.downstream.sendHeaders(forwardableFields(fields), end);
   }
 
@@ -288,9 +284,9 @@ class ForwardedCall {
   }
 
   onResponseTrailers(fields: HeaderFields): void {
-    const grpcStatus = fieldValue(fields, "grpc-status");
+    const grpcStatus = grpcStatusOf(fields);
     if (this.answered) return;
-    if (grpcStatus !== undefined) this.result.grpcStatus = Number(grpcStatus);
+    if (grpcStatus !== undefined) this.result.grpcStatus = grpcStatus;
     this.downstream.sendTrailers(forwardableFields(fields));
   }
 

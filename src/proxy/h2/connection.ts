@@ -471,12 +471,7 @@ export class H2Connection {
 
   credit(stream: H2Stream, n: number): void {
     if (n <= 0 || this.closedFlag) return;
-    this.connUnacked += n;
-    if (this.connUnacked >= this.limits.connectionWindowSize / 2) {
-      this.write(windowUpdateFrame(0, this.connUnacked));
-      this.connRecvWindow += this.connUnacked;
-      this.connUnacked = 0;
-    }
+    this.creditConnection(n);
     if (stream.closed || stream.remoteEnded) return;
     stream.unacked += n;
     if (stream.unacked >= this.limits.initialWindowSize / 2) {
@@ -628,6 +623,7 @@ export class H2Connection {
     if (endStream && stream.localEnded) this.closeStream(stream);
   }
 
+  /** Connection-level credit, sent in batches of half the window. */
   private creditConnection(n: number): void {
     if (n === 0) return;
     this.connUnacked += n;

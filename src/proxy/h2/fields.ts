@@ -64,15 +64,3 @@ export function fieldsToObject(fields: HeaderFields): Record<string, string | st
   }
   return out;
 }
-
-/** Object headers (e.g. a proxy's own answer) as a field list, pseudo-headers first. */
-export function objectToFields(headers: Record<string, string | number | string[] | undefined>): HeaderFields {
-  const pseudo: HeaderFields = [];
-  const regular: HeaderFields = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    const target = name.startsWith(":") ? pseudo : regular;
-    for (const v of Array.isArray(value) ? value : [value]) target.push(name, String(v));
-  }
-  return pseudo.concat(regular);
-}
