@@ -16,7 +16,7 @@ import { pino } from "pino";
 import type { DestinationUpdate, InboundServer } from "../src/api/index.js";
 import { createCertifyClient } from "../src/api/identity-client.js";
 import { CertificateAgent } from "../src/identity/agent.js";
-import { systemClock } from "../src/identity/clock.js";
+import { systemClock } from "../src/core/clock.js";
 import { workloadIdentity } from "../src/identity/names.js";
 import type { Credentials } from "../src/identity/tls.js";
 import { DestinationCache } from "../src/proxy/destinations.js";

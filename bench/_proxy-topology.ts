@@ -23,7 +23,7 @@ import { bootstrapCa } from "../src/ca/bootstrap.js";
 import { startIdentityCa, type IdentityCa } from "../src/ca/server.js";
 import { jwksTokenValidator } from "../src/ca/tokens.js";
 import { CertificateAgent } from "../src/identity/agent.js";
-import { systemClock } from "../src/identity/clock.js";
+import { systemClock } from "../src/core/clock.js";
 import { toDnsName, workloadIdentity } from "../src/identity/names.js";
 import type { Credentials } from "../src/identity/tls.js";
 import { ServiceAccountTokenIssuer } from "../src/local/service-account-tokens.js";

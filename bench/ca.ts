@@ -18,7 +18,7 @@ import { bootstrapCa } from "../src/ca/bootstrap.js";
 import { Certifier } from "../src/ca/certify.js";
 import { VerifiedCsrCache, checkCsr } from "../src/ca/csr-policy.js";
 import { loadIssuerFolder } from "../src/ca/issuer-folder.js";
-import { systemClock } from "../src/identity/clock.js";
+import { systemClock } from "../src/core/clock.js";
 import { buildCsr } from "../src/identity/csr.js";
 import { toDnsName, toSpiffeId, workloadIdentity } from "../src/identity/names.js";
 import { ServiceAccountTokenIssuer } from "../src/local/service-account-tokens.js";

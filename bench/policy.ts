@@ -11,7 +11,7 @@ import { compileInboundServer, DEFAULT_SETTINGS } from "../src/policy/compile.js
 import { desiredStatuses } from "../src/policy/status.js";
 import { PolicyWatcher } from "../src/policy/watcher.js";
 import { PolicyMetrics } from "../src/policy/metrics.js";
-import { ManualClock } from "../src/identity/clock.js";
+import { ManualClock } from "../src/core/clock.js";
 import { pino } from "pino";
 
 const TD = "cluster.local";

@@ -3,8 +3,8 @@
  * gRPC server is a thin adapter around `Certifier.certify`.
  */
 import { randomFillSync } from "node:crypto";
-import type { Clock } from "../identity/clock.js";
-import { IdentityNameError } from "../identity/errors.js";
+import type { Clock } from "../core/clock.js";
+import { IdentityNameError } from "../core/errors.js";
 import { parseDnsName, toDnsName, toSpiffeId, type WorkloadIdentity } from "../identity/names.js";
 import { buildLeaf } from "./certificate.js";
 import { VerifiedCsrCache, checkCsr } from "./csr-policy.js";

@@ -2,7 +2,7 @@
  * Refusals of the Certify API. `status` is the gRPC status class the refusal maps to; `code` is
  * the stable tether code that tests and users search for.
  */
-import { TetherError } from "../identity/errors.js";
+import { TetherError } from "../core/errors.js";
 
 export type RefusalStatus = "UNAUTHENTICATED" | "PERMISSION_DENIED" | "INVALID_ARGUMENT";
 

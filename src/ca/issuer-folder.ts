@@ -9,8 +9,8 @@ import { EventEmitter } from "node:events";
 import { watch, type FSWatcher } from "node:fs";
 import { readFile, realpath } from "node:fs/promises";
 import { join } from "node:path";
-import type { Clock } from "../identity/clock.js";
-import { errorCode, errorMessage } from "../identity/errors.js";
+import type { Clock } from "../core/clock.js";
+import { errorCode, errorMessage } from "../core/errors.js";
 import { IssuerError } from "./errors.js";
 import { loadIssuer, materialFingerprint, type Issuer, type IssuerMaterial } from "./issuer.js";
 

@@ -4,7 +4,7 @@
  * what is wrong out.
  */
 import { createHash, createPrivateKey, type KeyObject, type X509Certificate } from "node:crypto";
-import { CertificateError } from "../identity/errors.js";
+import { CertificateError } from "../core/errors.js";
 import { buildPath, notAfter, notBefore, parseCertificates } from "../identity/chain.js";
 import { keyIdentifier, readCertificateParts } from "../identity/pkix.js";
 import { leafSigner, type LeafSigner } from "./certificate.js";

@@ -9,8 +9,8 @@ import { bootstrapCa, rotateIssuer } from "../ca/bootstrap.js";
 import { startIdentityCa } from "../ca/server.js";
 import { jwksTokenValidator, kubernetesTokenReviewApi, tokenReviewValidator, type TokenValidator } from "../ca/tokens.js";
 import { IDENTITY_PORT } from "../api/mesh.js";
-import { systemClock } from "../identity/clock.js";
-import { TetherError } from "../identity/errors.js";
+import { systemClock } from "../core/clock.js";
+import { TetherError } from "../core/errors.js";
 import { DEFAULT_TRUST_DOMAIN, validateTrustDomain } from "../identity/names.js";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -21,7 +21,7 @@ import {
 import { openCluster } from "../cluster/index.js";
 import { DEFAULT_CLUSTER_DOMAIN, startDestinationServer } from "../discovery/server.js";
 import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
-import { TetherError } from "../identity/errors.js";
+import { TetherError } from "../core/errors.js";
 
 /** Admin port of tether-destination (/metrics, /ready, /live). */
 export const DESTINATION_ADMIN_PORT = 9996;

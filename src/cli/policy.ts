@@ -13,7 +13,7 @@ import type { ClusterState } from "../cluster/types.js";
 import { openCluster } from "../cluster/index.js";
 import { checkCidr, validatePolicyResource } from "../cluster/policy-validation.js";
 import { DEFAULT_TRUST_DOMAIN, validateTrustDomain } from "../identity/names.js";
-import { TetherError } from "../identity/errors.js";
+import { TetherError } from "../core/errors.js";
 import { compileInboundServer, DEFAULT_SETTINGS, effectiveDefault, serversFor, type PolicySettings } from "../policy/compile.js";
 import { desiredStatuses } from "../policy/status.js";
 import { explainInboundServer } from "../policy/explain.js";

@@ -9,7 +9,7 @@ import type { WeightedAddr } from "../api/index.js";
 import { endpointKey } from "../api/destination-client.js";
 import { OPAQUE_PORTS_ANNOTATION, PROXY_CONTAINER_NAME } from "../api/mesh.js";
 import { toDnsName, workloadIdentity } from "../identity/names.js";
-import { errorMessage } from "../identity/errors.js";
+import { errorMessage } from "../core/errors.js";
 import { parsePortSet, portSetHas } from "./opaque-ports.js";
 
 /** Every endpoint gets the same weight; the proxy's balancer decides by latency. */

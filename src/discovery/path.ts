@@ -4,7 +4,7 @@
  * Service) or an IP:port (a Service's cluster IP or a pod IP). Pure; no cluster access.
  */
 import { isIP } from "node:net";
-import { TetherError } from "../identity/errors.js";
+import { TetherError } from "../core/errors.js";
 
 /** A path that cannot be resolved as written; the message says what form is expected. */
 export class DestinationPathError extends TetherError {}

@@ -9,7 +9,7 @@ import type { Registry } from "prom-client";
 import { bindServer, streamingServerCloser } from "../api/grpc-server.js";
 import { DestinationService, type DestinationUpdate, type GetDestination } from "../api/index.js";
 import type { ClusterState } from "../cluster/types.js";
-import { errorCode, errorMessage } from "../identity/errors.js";
+import { errorCode, errorMessage } from "../core/errors.js";
 import { DiscoveryMetrics } from "./metrics.js";
 import { parseDestinationPath } from "./path.js";
 import { DestinationWatcher } from "./watcher.js";

@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { DestinationUpdate } from "../api/index.js";
 import type { ClusterState } from "../cluster/types.js";
-import { errorMessage, TetherError } from "../identity/errors.js";
+import { errorMessage, TetherError } from "../core/errors.js";
 import { ClusterIndex, splitKey, type Touched } from "./cluster-index.js";
 import { diffSnapshots, fullUpdate } from "./diff.js";
 import { NOT_FOUND, podSnapshot, serviceSnapshot, type Lookups, type SkipReason, type Snapshot } from "./endpoints.js";

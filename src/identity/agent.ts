@@ -15,10 +15,10 @@
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { X509Certificate, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { Backoff } from "./backoff.js";
-import type { Clock, TimerHandle } from "./clock.js";
+import { Backoff } from "../core/backoff.js";
+import type { Clock, TimerHandle } from "../core/clock.js";
 import { buildCsr } from "./csr.js";
-import { CertificateError, errorCode, errorMessage } from "./errors.js";
+import { CertificateError, errorCode, errorMessage } from "../core/errors.js";
 import { certificateIdentity, notAfter as certNotAfter, notBefore as certNotBefore } from "./chain.js";
 import { sameIdentity, toDnsName, toSpiffeId, type WorkloadIdentity } from "./names.js";
 import { pemEncode } from "./pkix.js";

@@ -4,7 +4,7 @@
  * second). Built on node's X509Certificate, so the checks are OpenSSL's.
  */
 import { X509Certificate } from "node:crypto";
-import { CertificateError, IdentityNameError } from "./errors.js";
+import { CertificateError, IdentityNameError } from "../core/errors.js";
 import { parseDnsName, parseSpiffeId, type WorkloadIdentity } from "./names.js";
 
 export function parseCertificates(pem: string | Buffer, what = "certificate bundle"): X509Certificate[] {

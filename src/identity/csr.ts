@@ -3,7 +3,7 @@
  * reads one strictly. Reading only decodes; what a request may ask for is the CA's policy.
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from "node:crypto";
-import { CertificateError } from "./errors.js";
+import { CertificateError } from "../core/errors.js";
 import {
   TAG,
   children,

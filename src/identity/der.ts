@@ -5,7 +5,7 @@
  * is not canonical DER (indefinite or non-minimal lengths, trailing bytes) so that a request is
  * read exactly one way.
  */
-import { CertificateError } from "./errors.js";
+import { CertificateError } from "../core/errors.js";
 
 export const TAG = {
   BOOLEAN: 0x01,

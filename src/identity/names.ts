@@ -4,7 +4,7 @@
  *   SPIFFE ID:  spiffe://td/ns/ns/sa/sa
  * Leaf certificates carry both as SANs.
  */
-import { IdentityNameError } from "./errors.js";
+import { IdentityNameError } from "../core/errors.js";
 
 export const DEFAULT_TRUST_DOMAIN = "cluster.local";
 export const CONTROL_PLANE_NAMESPACE = "tether";

@@ -3,7 +3,7 @@
  * builder (CA): object identifiers, signature algorithms per key type, names and SANs.
  */
 import { createHash, sign as cryptoSign, type KeyObject } from "node:crypto";
-import { CertificateError } from "./errors.js";
+import { CertificateError } from "../core/errors.js";
 import {
   TAG,
   children,

@@ -5,7 +5,7 @@
  */
 import * as tls from "node:tls";
 import type { X509Certificate } from "node:crypto";
-import { CertificateError } from "./errors.js";
+import { CertificateError } from "../core/errors.js";
 import { identityFromSans, parseSubjectAltNames } from "./chain.js";
 import { parseDnsName, sameIdentity, toDnsName, type WorkloadIdentity } from "./names.js";
 

@@ -2,7 +2,7 @@
  * Refusals of the local mesh substrate. Codes are stable so tests and users can match on them;
  * messages say what was wrong and what to run next.
  */
-import { TetherError } from "../identity/errors.js";
+import { TetherError } from "../core/errors.js";
 
 export type LocalErrorCode =
   | "LOCAL_NOT_ROOT"

@@ -9,7 +9,7 @@ import type { Container, PodTemplateSpec } from "kubernetes-types/core/v1.js";
 import { INJECT_ANNOTATION, INJECT_LABEL } from "../api/mesh.js";
 import type { LocalFolderCluster } from "../cluster/local.js";
 import type { ManifestObject } from "../cluster/manifests.js";
-import { errorMessage } from "../identity/errors.js";
+import { errorMessage } from "../core/errors.js";
 import type { Logger } from "./log.js";
 import { LocalMesh, type PodSpec } from "./mesh.js";
 

@@ -9,7 +9,7 @@ import { bindServer, streamingServerCloser } from "../api/grpc-server.js";
 import { InboundPoliciesService, type InboundServer, type PortSpec } from "../api/index.js";
 import type { DefaultInboundPolicy } from "../api/mesh.js";
 import type { ClusterState } from "../cluster/types.js";
-import type { Clock } from "../identity/clock.js";
+import type { Clock } from "../core/clock.js";
 import { PolicyMetrics } from "./metrics.js";
 import { PolicyWatcher } from "./watcher.js";
 

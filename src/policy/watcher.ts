@@ -8,8 +8,8 @@
 import type { Logger } from "pino";
 import type { InboundServer } from "../api/index.js";
 import type { ClusterState, ResourceKind, Unsubscribe } from "../cluster/types.js";
-import { systemClock, type Clock, type TimerHandle } from "../identity/clock.js";
-import { errorMessage } from "../identity/errors.js";
+import { systemClock, type Clock, type TimerHandle } from "../core/clock.js";
+import { errorMessage } from "../core/errors.js";
 import { CompileCache, compileInboundServer, type PolicySettings } from "./compile.js";
 import type { PolicyMetrics } from "./metrics.js";
 import { POLICY_KINDS } from "./resolve.js";

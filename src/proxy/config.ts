@@ -3,7 +3,7 @@
  * Parsing is pure: `readProxyConfig(env)` returns the settings or throws a ProxyConfigError
  * naming every variable that is missing or malformed.
  */
-import { TetherError } from "../identity/errors.js";
+import { TetherError } from "../core/errors.js";
 import { DEFAULT_TRUST_DOMAIN, workloadIdentity, type WorkloadIdentity } from "../identity/names.js";
 import {
   PROXY_ADMIN_PORT,

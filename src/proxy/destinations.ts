@@ -5,8 +5,8 @@
  */
 import { EventEmitter } from "node:events";
 import type { DestinationUpdate, WeightedAddr } from "../api/index.js";
-import type { BackoffOptions } from "../identity/backoff.js";
-import type { Clock, TimerHandle } from "../identity/clock.js";
+import type { BackoffOptions } from "../core/backoff.js";
+import type { Clock, TimerHandle } from "../core/clock.js";
 import { WatchStream, type Subscribe } from "./watch-stream.js";
 
 export interface Endpoint {

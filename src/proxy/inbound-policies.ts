@@ -4,8 +4,8 @@
  * control plane is away; a port whose policy never arrived is denied (fail closed).
  */
 import type { InboundServer } from "../api/index.js";
-import type { BackoffOptions } from "../identity/backoff.js";
-import type { Clock } from "../identity/clock.js";
+import type { BackoffOptions } from "../core/backoff.js";
+import type { Clock } from "../core/clock.js";
 import { WatchStream, type Subscribe } from "./watch-stream.js";
 
 interface PortPolicy {

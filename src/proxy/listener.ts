@@ -7,7 +7,7 @@
 import http from "node:http";
 import net from "node:net";
 import type { Logger } from "pino";
-import { errorMessage } from "../identity/errors.js";
+import { errorMessage } from "../core/errors.js";
 import type { Detection } from "./detect.js";
 import { serveHttp1Connection, type H1AgentPool } from "./forward/h1.js";
 import type { H2ConnectionPool } from "./forward/pool.js";

@@ -6,7 +6,7 @@
  */
 import type { Socket } from "node:net";
 import { createRequire } from "node:module";
-import { TetherError } from "../identity/errors.js";
+import { TetherError } from "../core/errors.js";
 
 export const SOL_IP = 0;
 export const SOL_IPV6 = 41;

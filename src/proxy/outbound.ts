@@ -8,8 +8,8 @@
 import http from "node:http";
 import net from "node:net";
 import type { Logger } from "pino";
-import type { Clock } from "../identity/clock.js";
-import { errorMessage } from "../identity/errors.js";
+import type { Clock } from "../core/clock.js";
+import { errorMessage } from "../core/errors.js";
 import { createBalancer, type Balancer } from "./balance/index.js";
 import { detectProtocol } from "./detect.js";
 import { DestinationCache, endpointKey, type DestinationTarget, type Endpoint } from "./destinations.js";

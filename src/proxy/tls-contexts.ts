@@ -9,7 +9,7 @@ import {
   createServerSecureContext,
   type Credentials,
 } from "../identity/tls.js";
-import type { Clock } from "../identity/clock.js";
+import type { Clock } from "../core/clock.js";
 
 export class TlsContexts {
   private credentials: Credentials | undefined;

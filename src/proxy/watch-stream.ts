@@ -4,8 +4,8 @@
  * last message it saw. Each new stream's first message is the full state, so the owner replaces
  * rather than merges on `first`.
  */
-import { Backoff, type BackoffOptions } from "../identity/backoff.js";
-import type { Clock, TimerHandle } from "../identity/clock.js";
+import { Backoff, type BackoffOptions } from "../core/backoff.js";
+import type { Clock, TimerHandle } from "../core/clock.js";
 
 export interface StreamHandlers<T> {
   onMessage(message: T): void;

@@ -5,7 +5,7 @@
  */
 import type { Namespace, Pod } from "kubernetes-types/core/v1.js";
 import type { LabelSelector } from "kubernetes-types/meta/v1.js";
-import { errorCode, errorMessage } from "../identity/errors.js";
+import { errorCode, errorMessage } from "../core/errors.js";
 import { validatePolicyResource, POLICY_GROUP, GATEWAY_GROUP } from "../cluster/policy-validation.js";
 import { planInjection, InjectionError } from "./inject.js";
 import type { InjectionSettings } from "./settings.js";

@@ -8,8 +8,8 @@ import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { dirname } from "node:path";
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { Logger } from "pino";
-import { CertificateError, errorMessage } from "../identity/errors.js";
-import type { Clock, TimerHandle } from "../identity/clock.js";
+import { CertificateError, errorMessage } from "../core/errors.js";
+import type { Clock, TimerHandle } from "../core/clock.js";
 
 export interface ServingPair {
   cert: string;

@@ -10,7 +10,7 @@
  */
 import type { Container, EnvVar, Namespace, Pod, PodSpec, Probe, Volume } from "kubernetes-types/core/v1.js";
 import type { ObjectMeta } from "kubernetes-types/meta/v1.js";
-import { TetherError } from "../identity/errors.js";
+import { TetherError } from "../core/errors.js";
 import { validateServiceAccount } from "../identity/names.js";
 import {
   DEFAULT_INBOUND_POLICIES,

@@ -9,7 +9,7 @@ import type { LabelSelector } from "kubernetes-types/meta/v1.js";
 import { kubeRequest, resourcePath, statusMessage } from "../cluster/kube-http.js";
 import { ClusterError } from "../cluster/errors.js";
 import { RESOURCE_API } from "../cluster/types.js";
-import type { Clock } from "../identity/clock.js";
+import type { Clock } from "../core/clock.js";
 import type { ClusterLookup } from "./admission.js";
 import { selectorToQuery } from "./selector.js";
 

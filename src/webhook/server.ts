@@ -7,8 +7,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { errorMessage } from "../identity/errors.js";
-import { systemClock, type Clock } from "../identity/clock.js";
+import { errorMessage } from "../core/errors.js";
+import { systemClock, type Clock } from "../core/clock.js";
 import { internalError, parseReview, reviewEnvelope, reviewInjection, reviewPolicy, type ClusterLookup, type Reviewed } from "./admission.js";
 import { CertReloader } from "./cert-reloader.js";
 import { WebhookMetrics } from "./metrics.js";

@@ -6,7 +6,7 @@ import { createIssuer, createTrustAnchor, DAY_MS } from "../../src/ca/bootstrap.
 import { Certifier } from "../../src/ca/certify.js";
 import { IssuerError } from "../../src/ca/errors.js";
 import { loadIssuer, type IssuerMaterial } from "../../src/ca/issuer.js";
-import { systemClock } from "../../src/identity/clock.js";
+import { systemClock } from "../../src/core/clock.js";
 import { workloadIdentity } from "../../src/identity/names.js";
 import { pemEncode, readCertificateParts, readSpki } from "../../src/identity/pkix.js";
 import { readOnly } from "../../src/identity/der.js";

@@ -5,7 +5,7 @@ import { createIssuer, createTrustAnchor, DAY_MS } from "../../src/ca/bootstrap.
 import { Certifier } from "../../src/ca/certify.js";
 import { loadIssuer } from "../../src/ca/issuer.js";
 import { notAfter, notBefore } from "../../src/identity/chain.js";
-import { ManualClock } from "../../src/identity/clock.js";
+import { ManualClock } from "../../src/core/clock.js";
 import { readOnly } from "../../src/identity/der.js";
 import { workloadIdentity } from "../../src/identity/names.js";
 import { readSpki } from "../../src/identity/pkix.js";

@@ -11,7 +11,7 @@ import { CertifyError } from "../../src/ca/errors.js";
 import { loadIssuerFolder } from "../../src/ca/issuer-folder.js";
 import { jwksTokenValidator } from "../../src/ca/tokens.js";
 import { certificateIdentity, parseSubjectAltNames } from "../../src/identity/chain.js";
-import { systemClock } from "../../src/identity/clock.js";
+import { systemClock } from "../../src/core/clock.js";
 import { sameIdentity, toDnsName, toSpiffeId, workloadIdentity, type WorkloadIdentity } from "../../src/identity/names.js";
 import { ServiceAccountTokenIssuer } from "../../src/local/service-account-tokens.js";
 import { customCsr, p256 } from "../support/ca-csr.js";

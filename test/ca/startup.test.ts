@@ -9,7 +9,7 @@ import { bootstrapCa, createIssuer, DAY_MS, writeIssuerSecret } from "../../src/
 import { IssuerError } from "../../src/ca/errors.js";
 import { startIdentityCa } from "../../src/ca/server.js";
 import { jwksTokenValidator } from "../../src/ca/tokens.js";
-import { systemClock } from "../../src/identity/clock.js";
+import { systemClock } from "../../src/core/clock.js";
 
 const run = promisify(execFile);
 const bin = new URL("../../bin/tether.mjs", import.meta.url).pathname;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseDestinationPath, targetKey, type DestinationTarget } from "../../src/discovery/path.js";
-import { TetherError } from "../../src/identity/errors.js";
+import { TetherError } from "../../src/core/errors.js";
 
 const ok: [string, DestinationTarget][] = [
   ["web.shop.svc.cluster.local:80", { kind: "service", name: "web", namespace: "shop", port: 80 }],

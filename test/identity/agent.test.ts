@@ -9,7 +9,7 @@ import { checkCsr } from "../../src/ca/csr-policy.js";
 import { loadIssuerFolder } from "../../src/ca/issuer-folder.js";
 import type { Issuer } from "../../src/ca/issuer.js";
 import { CertificateAgent, type CertifyCall } from "../../src/identity/agent.js";
-import { ManualClock } from "../../src/identity/clock.js";
+import { ManualClock } from "../../src/core/clock.js";
 import { toDnsName, toSpiffeId, workloadIdentity } from "../../src/identity/names.js";
 import type { Credentials } from "../../src/identity/tls.js";
 import { verifyChain } from "../../src/identity/chain.js";

@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { TAG, children, oid, readElement, readOid, readOnly, readSmallInteger, sequence, smallInteger, time, tlv, unsignedInteger } from "../../src/identity/der.js";
 import { buildCsr, parseCsr, verifyCsrSignature } from "../../src/identity/csr.js";
 import { OID } from "../../src/identity/pkix.js";
-import { CertificateError } from "../../src/identity/errors.js";
+import { CertificateError } from "../../src/core/errors.js";
 
 test("lengths use the short form below 128 and minimal long forms above", () => {
   assert.deepEqual(tlv(0x04, Buffer.alloc(127)).subarray(0, 2), Buffer.from([0x04, 127]));

@@ -8,7 +8,7 @@ import {
   toSpiffeId,
   workloadIdentity,
 } from "../../src/identity/names.js";
-import { IdentityNameError } from "../../src/identity/errors.js";
+import { IdentityNameError } from "../../src/core/errors.js";
 
 test("a service account maps to both identity forms and back", () => {
   const id = workloadIdentity("web", "shop");

@@ -4,7 +4,7 @@ import * as tls from "node:tls";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { createIssuer, createTrustAnchor, DAY_MS } from "../../src/ca/bootstrap.js";
-import { CertificateError } from "../../src/identity/errors.js";
+import { CertificateError } from "../../src/core/errors.js";
 import { toDnsName, workloadIdentity, type WorkloadIdentity } from "../../src/identity/names.js";
 import {
   checkServerIdentityFor,

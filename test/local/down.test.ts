@@ -14,7 +14,7 @@ import { pickFreeSubnet } from "../../src/local/network.js";
 import { StateStore, readState } from "../../src/local/state.js";
 import { INSTANCE_ENV, ruleComment } from "../../src/local/names.js";
 import { isRunning, pidsWithEnv, type ProcessId } from "../../src/local/procfs.js";
-import { errorCode } from "../../src/identity/errors.js";
+import { errorCode } from "../../src/core/errors.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 

@@ -10,7 +10,7 @@ import {
   parseIpv4,
   pickFreeBlock,
 } from "../../src/local/ipv4.js";
-import { errorCode } from "../../src/identity/errors.js";
+import { errorCode } from "../../src/core/errors.js";
 
 test("parses and formats addresses and CIDRs", () => {
   assert.equal(formatIpv4(parseIpv4("10.247.3.200")), "10.247.3.200");

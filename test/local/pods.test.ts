@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { netnsSkip, podsOnFreshBridge, testInstance, waitForLog } from "../support/netns-harness.js";
 import { LocalSubstrate } from "../../src/local/substrate.js";
 import { readState } from "../../src/local/state.js";
-import { errorCode } from "../../src/identity/errors.js";
+import { errorCode } from "../../src/core/errors.js";
 import { nameClientArgv, nameServerArgv, waitForTcp } from "../../src/local/probe-apps.js";
 import { pidsInNetns } from "../../src/local/procfs.js";
 import { netnsPath } from "../../src/local/names.js";

@@ -9,7 +9,7 @@ import { parseIptablesSave, splitWords } from "../../src/local/iptables-save.js"
 import { parseStat, processIdentity, isRunning } from "../../src/local/procfs.js";
 import { netnsName, validateInstance, validatePodName, vethName } from "../../src/local/names.js";
 import { wrapArgv } from "../../src/local/processes.js";
-import { errorCode } from "../../src/identity/errors.js";
+import { errorCode } from "../../src/core/errors.js";
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), "tether-state-"));

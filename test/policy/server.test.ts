@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import { InboundPoliciesService, type InboundServer } from "../../src/api/index.js";
-import { ManualClock } from "../../src/identity/clock.js";
+import { ManualClock } from "../../src/core/clock.js";
 import type { Condition } from "../../src/cluster/policy-resources.js";
 import { PolicyMetrics } from "../../src/policy/metrics.js";
 import { startPolicyServer } from "../../src/policy/server.js";

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PeakEwmaBalancer } from "../../src/proxy/balance/index.js";
-import { ManualClock } from "../../src/identity/clock.js";
+import { ManualClock } from "../../src/core/clock.js";
 
 /** Sequential calls: each pick is answered after the endpoint's latency, on the manual clock. */
 function run(balancer: PeakEwmaBalancer<string>, clock: ManualClock, latency: (e: string) => number, calls: number): Record<string, number> {

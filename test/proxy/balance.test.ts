@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ManualClock } from "../../src/identity/clock.js";
-import { TetherError } from "../../src/identity/errors.js";
+import { ManualClock } from "../../src/core/clock.js";
+import { TetherError } from "../../src/core/errors.js";
 import { createBalancer, balancerNames, type Balancer, type BalancerOptions } from "../../src/proxy/balance/index.js";
 
 interface Ep {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ManualClock } from "../../src/identity/clock.js";
+import { ManualClock } from "../../src/core/clock.js";
 import { DestinationCache } from "../../src/proxy/destinations.js";
 import type { DestinationUpdate, WeightedAddr } from "../../src/api/index.js";
 import type { StreamHandlers } from "../../src/proxy/watch-stream.js";

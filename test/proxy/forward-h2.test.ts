@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { systemClock } from "../../src/identity/clock.js";
+import { systemClock } from "../../src/core/clock.js";
 import { forwardH2, RETRY_BUFFER_LIMIT, type H2ForwardOptions, type H2ForwardResult, type H2Upstream } from "../../src/proxy/forward/h2.js";
 import { H2ConnectionPool, type H2PoolOptions } from "../../src/proxy/forward/pool.js";
 import { UpstreamError } from "../../src/proxy/forward/errors.js";

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import net from "node:net";
 import { once } from "node:events";
-import { systemClock } from "../../src/identity/clock.js";
+import { systemClock } from "../../src/core/clock.js";
 import { forwardH2 } from "../../src/proxy/forward/h2.js";
 import { H2ConnectionPool } from "../../src/proxy/forward/pool.js";
 import { H2Connection, type H2Limits, type H2Stream, type ResetCause, type StreamHandler } from "../../src/proxy/h2/connection.js";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ManualClock } from "../../src/identity/clock.js";
+import { ManualClock } from "../../src/core/clock.js";
 import { InboundPolicyCache } from "../../src/proxy/inbound-policies.js";
 import type { InboundServer } from "../../src/api/index.js";
 import type { StreamHandlers } from "../../src/proxy/watch-stream.js";

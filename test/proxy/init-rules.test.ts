@@ -9,7 +9,7 @@ import {
   renderPlan,
   type InitConfig,
 } from "../../src/proxy/init/rules.js";
-import { TetherError } from "../../src/identity/errors.js";
+import { TetherError } from "../../src/core/errors.js";
 
 const cfg = (over: Partial<InitConfig> = {}): InitConfig => ({ ...DEFAULT_INIT_CONFIG, ...over });
 

@@ -9,7 +9,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { pino } from "pino";
 import type { DestinationUpdate, InboundServer } from "../../src/api/index.js";
-import { systemClock } from "../../src/identity/clock.js";
+import { systemClock } from "../../src/core/clock.js";
 import { DestinationCache } from "../../src/proxy/destinations.js";
 import { InboundPolicyCache } from "../../src/proxy/inbound-policies.js";
 import { InboundProxy } from "../../src/proxy/inbound.js";

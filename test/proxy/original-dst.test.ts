@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { once } from "node:events";
 import { decodeSockaddr, originalDestination, OriginalDstError, socketFd } from "../../src/proxy/original-dst.js";
-import { TetherError } from "../../src/identity/errors.js";
+import { TetherError } from "../../src/core/errors.js";
 
 function sockaddrIn(ip: number[], port: number): Buffer {
   const b = Buffer.alloc(16);

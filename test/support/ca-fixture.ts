@@ -11,7 +11,7 @@ import { createCertifyClient, type CertifyClient } from "../../src/api/identity-
 import { bootstrapCa, type BootstrapPaths } from "../../src/ca/bootstrap.js";
 import { startIdentityCa, type IdentityCa } from "../../src/ca/server.js";
 import { jwksTokenValidator } from "../../src/ca/tokens.js";
-import { systemClock, type Clock } from "../../src/identity/clock.js";
+import { systemClock, type Clock } from "../../src/core/clock.js";
 import { buildCsr } from "../../src/identity/csr.js";
 import { toDnsName, toSpiffeId, workloadIdentity, type WorkloadIdentity } from "../../src/identity/names.js";
 import { ServiceAccountTokenIssuer } from "../../src/local/service-account-tokens.js";

@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CertificateAgent } from "../../src/identity/agent.js";
-import { systemClock } from "../../src/identity/clock.js";
+import { systemClock } from "../../src/core/clock.js";
 import { workloadIdentity } from "../../src/identity/names.js";
 import type { Credentials } from "../../src/identity/tls.js";
 import type { CaFixture } from "./ca-fixture.js";

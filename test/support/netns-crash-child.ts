@@ -6,7 +6,7 @@
  */
 import { LocalSubstrate } from "../../src/local/substrate.js";
 import { nameServerArgv } from "../../src/local/probe-apps.js";
-import { errorCode, errorMessage } from "../../src/identity/errors.js";
+import { errorCode, errorMessage } from "../../src/core/errors.js";
 
 const [stateDir, instance, podSubnet] = process.argv.slice(2);
 if (!stateDir || !instance || !podSubnet) {

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { LocalSubstrate } from "../../src/local/substrate.js";
 import { pickFreeSubnet } from "../../src/local/network.js";
-import { errorCode } from "../../src/identity/errors.js";
+import { errorCode } from "../../src/core/errors.js";
 import type { Pod } from "../../src/local/pods.js";
 
 /** Why netns tests cannot run here, or undefined when they can. */

@@ -3,7 +3,7 @@
  * item says what was found and, when it is not a pass, what to do.
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
-import { errorMessage } from "../../identity/errors.js";
+import { errorMessage } from "../../core/errors.js";
 
 export type CheckStatus = "pass" | "warn" | "fail";
 

@@ -1,7 +1,7 @@
 /** Gathers what `tether check` judges, through the Kubernetes API (raw JSON requests). */
 import type { KubeConfig } from "@kubernetes/client-node";
 import { kubeRequest, statusMessage } from "../../cluster/kube-http.js";
-import { errorMessage } from "../../identity/errors.js";
+import { errorMessage } from "../../core/errors.js";
 import { INIT_CONTAINER_NAME, INJECT_LABEL, PROXY_ADMIN_PORT, PROXY_CONTAINER_NAME } from "../../api/mesh.js";
 import { CONTROL_PLANE_NS_LABEL, TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY } from "../../webhook/settings.js";
 import type { ClusterFacts, MeshedPodFacts } from "./checks.js";

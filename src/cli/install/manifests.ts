@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments, stringify } from "yaml";
-import { TetherError } from "../../identity/errors.js";
+import { TetherError } from "../../core/errors.js";
 import type { K8sObject } from "./render.js";
 
 export const DEPLOY_DIR = fileURLToPath(new URL("../../../deploy/", import.meta.url));

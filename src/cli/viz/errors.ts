@@ -1,4 +1,4 @@
-import { TetherError } from "../../identity/errors.js";
+import { TetherError } from "../../core/errors.js";
 
 /** A problem with where visibility reads from (targets file, Kubernetes, Prometheus) or a flag. */
 export class VizError extends TetherError {}

@@ -14,7 +14,7 @@ import { createCertifyClient } from "../../api/identity-client.js";
 import { PROXY_ADMIN_PORT, IDENTITY_SERVICE_ACCOUNT, CONTROL_PLANE_NAMESPACE_NAME } from "../../api/mesh.js";
 import { buildCsr } from "../../identity/csr.js";
 import { pemEncode } from "../../identity/pkix.js";
-import { errorCode, errorMessage } from "../../identity/errors.js";
+import { errorCode, errorMessage } from "../../core/errors.js";
 import { toDnsName, toSpiffeId, workloadIdentity } from "../../identity/names.js";
 import { startDashboard } from "../../cli/viz/dashboard.js";
 import { scrapeSource } from "../../cli/viz/sources.js";

@@ -8,8 +8,8 @@
  * - each endpoint's in-flight picks are a linked list in start order (oldest = head).
  * Subclasses implement `choose()` and may observe outcomes.
  */
-import { Backoff } from "../../identity/backoff.js";
-import { systemClock, type Clock } from "../../identity/clock.js";
+import { Backoff } from "../../core/backoff.js";
+import { systemClock, type Clock } from "../../core/clock.js";
 import {
   DEFAULT_BACKOFF,
   type Balancer,

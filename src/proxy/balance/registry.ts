@@ -2,7 +2,7 @@
  * Balancers registered by name (like grpc-js load-balancing policies), so configuration selects
  * one with a string and new policies plug in without touching their callers.
  */
-import { TetherError } from "../../identity/errors.js";
+import { TetherError } from "../../core/errors.js";
 import type { Balancer, BalancerOptions } from "./types.js";
 
 export type BalancerFactory = <E>(options: BalancerOptions<E>) => Balancer<E>;

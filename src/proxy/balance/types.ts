@@ -3,7 +3,7 @@
  * `pick()` which chooses one endpoint for one request (or one connection, for opaque TCP).
  * Balancers are pure: no sockets, no timers; time and randomness are injected.
  */
-import type { Clock } from "../../identity/clock.js";
+import type { Clock } from "../../core/clock.js";
 
 /** How the request that used a pick ended. `latencyMs` is measured by the caller. */
 export interface Outcome {

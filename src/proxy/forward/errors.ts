@@ -1,5 +1,5 @@
 /** Why a forward failed, with whether another endpoint may be tried. */
-import { TetherError } from "../../identity/errors.js";
+import { TetherError } from "../../core/errors.js";
 
 /**
  * Codes: UPSTREAM_CONNECT_FAILED (retryable: no request byte was sent), UPSTREAM_NO_ENDPOINTS,

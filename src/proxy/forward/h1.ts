@@ -7,8 +7,8 @@
 import http, { type IncomingMessage, type ServerResponse, type OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import proxy from "http2-proxy";
-import { systemClock, type Clock } from "../../identity/clock.js";
-import { errorMessage } from "../../identity/errors.js";
+import { systemClock, type Clock } from "../../core/clock.js";
+import { errorMessage } from "../../core/errors.js";
 import { errorReason, httpStatusFor, UpstreamError } from "./errors.js";
 
 export interface H1Upstream {

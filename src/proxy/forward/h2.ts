@@ -10,8 +10,8 @@
  * so does a stream the upstream refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last
  * stream: e.g. a pod draining), as long as the request is small enough to have been kept.
  */
-import type { Clock, TimerHandle } from "../../identity/clock.js";
-import { errorMessage } from "../../identity/errors.js";
+import type { Clock, TimerHandle } from "../../core/clock.js";
+import { errorMessage } from "../../core/errors.js";
 import { errorReason, httpStatusFor, UpstreamError } from "./errors.js";
 import { GrpcStatus, grpcStatusOf, isGrpc, parseGrpcTimeout, trailersOnly } from "./grpc.js";
 import { H2Connection, type H2Stream, type ResetCause, type StreamHandler } from "../h2/connection.js";

@@ -6,7 +6,7 @@
  * rejects with a retryable UpstreamError: nothing was sent yet.
  */
 import type { Duplex } from "node:stream";
-import { errorMessage } from "../../identity/errors.js";
+import { errorMessage } from "../../core/errors.js";
 import { UpstreamError } from "./errors.js";
 import { H2Connection, type H2Limits } from "../h2/connection.js";
 

@@ -6,8 +6,8 @@
  */
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
-import { systemClock, type Clock } from "../../identity/clock.js";
-import { errorMessage } from "../../identity/errors.js";
+import { systemClock, type Clock } from "../../core/clock.js";
+import { errorMessage } from "../../core/errors.js";
 import { errorReason, UpstreamError } from "./errors.js";
 
 export interface TcpUpstream {

@@ -5,7 +5,7 @@
  * Header lists are flat `[name0, value0, name1, value1, ...]` arrays of latin1 strings, one char
  * per byte, so any octets round-trip and a string's length is its size on the wire.
  */
-import { TetherError } from "../../identity/errors.js";
+import { TetherError } from "../../core/errors.js";
 import { HuffmanError, huffmanDecode } from "./huffman.js";
 
 export type HeaderFields = string[];

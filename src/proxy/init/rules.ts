@@ -4,7 +4,7 @@
  * construction: the own chains are declared in one iptables-restore transaction (which creates or
  * flushes and refills them atomically), and the jumps into them are added only when absent.
  */
-import { TetherError } from "../../identity/errors.js";
+import { TetherError } from "../../core/errors.js";
 import { PROXY_ADMIN_PORT, PROXY_INBOUND_PORT, PROXY_OUTBOUND_PORT, PROXY_UID } from "../../api/mesh.js";
 
 export const INBOUND_CHAIN = "TETHER_INBOUND";

@@ -1,6 +1,6 @@
 /** Executes an init plan with the iptables binaries (the I/O half of rules.ts). */
 import { spawnSync } from "node:child_process";
-import { TetherError } from "../../identity/errors.js";
+import { TetherError } from "../../core/errors.js";
 import type { Step } from "./rules.js";
 
 export class InitRunError extends TetherError {}
