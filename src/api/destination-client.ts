@@ -4,6 +4,7 @@
  * stream of updates into the current endpoint set.
  */
 import * as grpc from "@grpc/grpc-js";
+import { isErrorCode, type ErrorCode } from "../core/errors.js";
 import { DestinationService, type DestinationUpdate, type TcpAddress, type WeightedAddr } from "./index.js";
 
 export type DestinationClient = InstanceType<typeof DestinationService>;
@@ -30,8 +31,9 @@ export interface DestinationWatch {
 }
 
 /** Error details of a refused path end with `[CODE]`; this recovers the code. */
-export function destinationErrorCode(err: Error): string | undefined {
-  return /\[([A-Z0-9_]+)\]$/.exec((err as grpc.ServiceError).details ?? err.message)?.[1];
+export function destinationErrorCode(err: Error): ErrorCode | undefined {
+  const code = /\[([A-Z0-9_]+)\]$/.exec((err as grpc.ServiceError).details ?? err.message)?.[1];
+  return isErrorCode(code) ? code : undefined;
 }
 
 interface RawUpdate {

@@ -4,7 +4,7 @@
  * what is wrong out.
  */
 import { createHash, createPrivateKey, type KeyObject, type X509Certificate } from "node:crypto";
-import { CertificateError } from "../core/errors.js";
+import { CertificateError, type CodeOf } from "../core/errors.js";
 import { buildPath, notAfter, notBefore, parseCertificates } from "../identity/chain.js";
 import { keyIdentifier, readCertificateParts } from "../identity/pkix.js";
 import { leafSigner, type LeafSigner } from "./certificate.js";
@@ -39,7 +39,7 @@ export function materialFingerprint(m: IssuerMaterial): string {
   return createHash("sha256").update(m.certPem).update("\0").update(m.keyPem).update("\0").update(m.anchorsPem).digest("hex");
 }
 
-function fail(code: string, message: string, cause?: unknown): never {
+function fail(code: CodeOf<"IssuerError">, message: string, cause?: unknown): never {
   throw new IssuerError(code, message, cause === undefined ? undefined : { cause });
 }
 

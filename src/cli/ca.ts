@@ -10,7 +10,7 @@ import { startIdentityCa } from "../ca/server.js";
 import { jwksTokenValidator, kubernetesTokenReviewApi, tokenReviewValidator, type TokenValidator } from "../ca/tokens.js";
 import { IDENTITY_PORT } from "../api/mesh.js";
 import { systemClock } from "../core/clock.js";
-import { TetherError } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import { DEFAULT_TRUST_DOMAIN, validateTrustDomain } from "../identity/names.js";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -19,14 +19,14 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 export function parseDuration(text: string): number {
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
-    throw new TetherError("CLI_BAD_DURATION", `"${text}" is not a duration; use e.g. 500ms, 20s, 24h, 30d`);
+    throw new UsageError("CLI_BAD_DURATION", `"${text}" is not a duration; use e.g. 500ms, 20s, 24h, 30d`);
   }
   return parts.reduce((sum, p) => sum + Number(p[1]) * UNITS[p[2]!]!, 0);
 }
 
 function hostPort(text: string): { host: string; port: number } {
   const m = /^(.*):(\d+)$/.exec(text);
-  if (!m) throw new TetherError("CLI_BAD_ADDRESS", `"${text}" is not HOST:PORT`);
+  if (!m) throw new UsageError("CLI_BAD_ADDRESS", `"${text}" is not HOST:PORT`);
   return { host: m[1]!.replace(/^\[|\]$/g, "") || "0.0.0.0", port: Number(m[2]) };
 }
 
@@ -47,10 +47,10 @@ interface ServeOptions {
 
 async function tokenValidatorFrom(opts: ServeOptions): Promise<TokenValidator> {
   if (opts.tokenMode === "tokenreview") return tokenReviewValidator(await kubernetesTokenReviewApi());
-  if (opts.tokenMode !== "jwks") throw new TetherError("CLI_BAD_TOKEN_MODE", `--token-mode must be jwks or tokenreview, not ${opts.tokenMode}`);
+  if (opts.tokenMode !== "jwks") throw new UsageError("CLI_BAD_TOKEN_MODE", `--token-mode must be jwks or tokenreview, not ${opts.tokenMode}`);
   if (opts.jwksFile) return jwksTokenValidator({ jwks: JSON.parse(await readFile(opts.jwksFile, "utf8")), issuer: opts.tokenIssuer });
   if (opts.jwksUrl) return jwksTokenValidator({ jwks: new URL(opts.jwksUrl), issuer: opts.tokenIssuer });
-  throw new TetherError("CLI_NO_JWKS", "--token-mode jwks needs --jwks-file or --jwks-url (the cluster's service-account issuer keys, e.g. kubectl get --raw /openid/v1/jwks)");
+  throw new UsageError("CLI_NO_JWKS", "--token-mode jwks needs --jwks-file or --jwks-url (the cluster's service-account issuer keys, e.g. kubectl get --raw /openid/v1/jwks)");
 }
 
 export function registerCaCommands(program: Command): void {

@@ -24,7 +24,7 @@ import { RESOURCE_KINDS } from "../cluster/types.js";
 import { startDestinationServer } from "../discovery/server.js";
 import { CertificateAgent } from "../identity/agent.js";
 import { systemClock } from "../core/clock.js";
-import { TetherError } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import { AgentCertificateProvider, mtlsServerCredentials } from "../identity/grpc-credentials.js";
 import { DEFAULT_TRUST_DOMAIN, toDnsName, workloadIdentity } from "../identity/names.js";
 import type { Credentials } from "../identity/tls.js";
@@ -58,7 +58,7 @@ function port(text: string): number {
 
 function required(value: string | undefined, flag: string, env: string): string {
   if (!value) {
-    throw new TetherError("CONTROLLER_CONFIG_INVALID", `${flag} (or ${env}) is required: the controller proves its identity to proxies and cannot serve without one`);
+    throw new UsageError("CONTROLLER_CONFIG_INVALID", `${flag} (or ${env}) is required: the controller proves its identity to proxies and cannot serve without one`);
   }
   return value;
 }

@@ -19,9 +19,11 @@ import {
   watchDestination,
 } from "../api/destination-client.js";
 import { openCluster } from "../cluster/index.js";
+import { DestinationPathError } from "../discovery/path.js";
 import { DEFAULT_CLUSTER_DOMAIN, startDestinationServer } from "../discovery/server.js";
 import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
-import { TetherError } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
+import { CommandError, RemoteRefusalError } from "./errors.js";
 
 /** Admin port of tether-destination (/metrics, /ready, /live). */
 export const DESTINATION_ADMIN_PORT = 9996;
@@ -61,7 +63,7 @@ export function destinationPathFor(arg: string, namespace: string, clusterDomain
       port = arg.slice(at + 1);
     }
   }
-  if (!/^\d+$/.test(port)) throw new TetherError("DISCOVERY_BAD_PORT", `${JSON.stringify(arg)}: port ${JSON.stringify(port)} is not a number`);
+  if (!/^\d+$/.test(port)) throw new DestinationPathError("DISCOVERY_BAD_PORT", `${JSON.stringify(arg)}: port ${JSON.stringify(port)} is not a number`);
   if (isIP(host)) return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
   const labels = host.replace(/\.$/, "").split(".");
   const domain = `svc.${clusterDomain}`;
@@ -110,7 +112,7 @@ function clientCredentials(opts: { caFile?: string; certFile?: string; keyFile?:
 
 function serverCredentials(opts: { tlsCert?: string; tlsKey?: string; clientCa?: string }): grpc.ServerCredentials | undefined {
   if (!opts.tlsCert && !opts.tlsKey) return undefined;
-  if (!opts.tlsCert || !opts.tlsKey) throw new TetherError("DISCOVERY_TLS_CONFIG", "--tls-cert and --tls-key go together; give both or neither");
+  if (!opts.tlsCert || !opts.tlsKey) throw new UsageError("DISCOVERY_TLS_CONFIG", "--tls-cert and --tls-key go together; give both or neither");
   return grpc.ServerCredentials.createSsl(
     opts.clientCa ? readFileSync(opts.clientCa) : null,
     [{ cert_chain: readFileSync(opts.tlsCert), private_key: readFileSync(opts.tlsKey) }],
@@ -154,7 +156,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   // Each part binds its own `component` (destination, cluster).
   const logger = pino({ level: opts.logLevel });
   if (opts.clusterDir && opts.kubeconfig) {
-    throw new TetherError("DISCOVERY_CLUSTER_SOURCE", "give --cluster-dir or --kubeconfig, not both (neither: in-cluster config)");
+    throw new UsageError("DISCOVERY_CLUSTER_SOURCE", "give --cluster-dir or --kubeconfig, not both (neither: in-cluster config)");
   }
   const credentials = serverCredentials(opts);
   if (!credentials) logger.child({ component: "destination" }).warn("serving without TLS; pass --tls-cert/--tls-key (and --client-ca for mTLS) outside development");
@@ -211,7 +213,7 @@ async function endpoints(arg: string, opts: EndpointsOptions): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       watch.close();
-      reject(new TetherError("DISCOVERY_TIMEOUT", `no answer from ${opts.destination} within ${opts.timeout} ms; is tether-destination running there?`));
+      reject(new CommandError("DISCOVERY_TIMEOUT", `no answer from ${opts.destination} within ${opts.timeout} ms; is tether-destination running there?`));
     }, opts.timeout);
     const print = () => {
       if (opts.json) console.log(JSON.stringify({ path, exists: state.exists, endpoints: state.list() }));
@@ -247,7 +249,8 @@ async function endpoints(arg: string, opts: EndpointsOptions): Promise<void> {
         onError: (err) => {
           clearTimeout(timer);
           const code = destinationErrorCode(err);
-          reject(new TetherError(code ?? "DISCOVERY_UNAVAILABLE", `${opts.destination} refused ${path}: ${(err as grpc.ServiceError).details ?? err.message}`));
+          const message = `${opts.destination} refused ${path}: ${(err as grpc.ServiceError).details ?? err.message}`;
+          reject(code ? new RemoteRefusalError(code, message) : new CommandError("DISCOVERY_UNAVAILABLE", message));
         },
       },
     );

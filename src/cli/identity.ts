@@ -20,7 +20,8 @@ import { CertificateAgent } from "../identity/agent.js";
 import { buildPath, certificateIdentity, notAfter, notBefore, parseCertificates } from "../identity/chain.js";
 import { systemClock } from "../core/clock.js";
 import { buildCsr } from "../identity/csr.js";
-import { TetherError, errorMessage } from "../core/errors.js";
+import { UsageError, errorMessage } from "../core/errors.js";
+import { CommandError } from "./errors.js";
 import { CONTROL_PLANE_NAMESPACE, DEFAULT_TRUST_DOMAIN, parseIdentity, toDnsName, toSpiffeId, workloadIdentity } from "../identity/names.js";
 import { pemEncode } from "../identity/pkix.js";
 import { clientConnectOptions, createClientSecureContext, peerIdentity, serverContextOptions, type Credentials } from "../identity/tls.js";
@@ -150,7 +151,7 @@ export async function identityDemo(print: (line: string) => void = console.log):
       print(`   ${w.creds.identity.serviceAccount.padEnd(4)} ${toSpiffeId(w.creds.identity)}  expires ${new Date(w.creds.notAfter).toISOString()} (in ${formatLeft(w.creds.notAfter - now)}, renewal at ~70%)`);
     }
     if (reply !== web.creds.dnsName || !serverSeen || toDnsName(serverSeen) !== api.creds.dnsName) {
-      throw new TetherError("DEMO_FAILED", "the identities seen over mTLS do not match the certified workloads");
+      throw new CommandError("DEMO_FAILED", "the identities seen over mTLS do not match the certified workloads");
     }
     print("\nidentity demo: OK");
   } finally {
@@ -179,7 +180,7 @@ export function registerIdentityCommands(program: Command): void {
         : opts.serviceAccount && opts.namespace
           ? workloadIdentity(opts.serviceAccount, opts.namespace, opts.trustDomain)
           : (() => {
-              throw new TetherError("CLI_NO_IDENTITY", "give --identity, or --service-account and --namespace");
+              throw new UsageError("CLI_NO_IDENTITY", "give --identity, or --service-account and --namespace");
             })();
       const anchorsPem = await readFile(opts.anchors, "utf8");
       const serverName = opts.caName ?? toDnsName(workloadIdentity(IDENTITY_SERVICE_ACCOUNT, CONTROL_PLANE_NAMESPACE, id.trustDomain));
@@ -197,7 +198,7 @@ export function registerIdentityCommands(program: Command): void {
         console.log(`\nwrote ${join(opts.out, "tls.key")}, tls.crt, ca.crt`);
       } catch (err) {
         const e = err as { code?: number; details?: string };
-        if (typeof e.code === "number" && e.details) throw new TetherError("CERTIFY_REFUSED", `the CA refused: ${e.details}`);
+        if (typeof e.code === "number" && e.details) throw new CommandError("CERTIFY_REFUSED", `the CA refused: ${e.details}`);
         throw err;
       } finally {
         client.close();

@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { Command, Option } from "commander";
 import { pino } from "pino";
 import { DEFAULT_INBOUND_POLICIES, WEBHOOK_PORT, type DefaultInboundPolicy } from "../api/mesh.js";
-import { TetherError } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import { validateTrustDomain, CONTROL_PLANE_NAMESPACE } from "../identity/names.js";
 import { systemClock } from "../core/clock.js";
 import { loadKubeConfig } from "../cluster/kubernetes.js";
@@ -57,7 +57,7 @@ function withSettingsFlags(cmd: Command): Command {
 export function settingsFromFlags(f: SettingsFlags): InstallSettings {
   validateTrustDomain(f.trustDomain);
   if (!DURATION.test(f.identityLifetime)) {
-    throw new TetherError("INSTALL_BAD_FLAG", `--identity-lifetime ${JSON.stringify(f.identityLifetime)} is not a duration like 24h or 90m`);
+    throw new UsageError("INSTALL_BAD_FLAG", `--identity-lifetime ${JSON.stringify(f.identityLifetime)} is not a duration like 24h or 90m`);
   }
   const base = defaultInjectionSettings();
   const injection = defaultInjectionSettings({
@@ -95,17 +95,17 @@ export function injectorSettingsFromConfig(text: string, source: string): Inject
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new TetherError("INJECTOR_BAD_CONFIG", `${source} is not JSON: ${(err as Error).message}`);
+    throw new UsageError("INJECTOR_BAD_CONFIG", `${source} is not JSON: ${(err as Error).message}`);
   }
   const injection = (parsed as { injection?: Partial<InjectionSettings> })?.injection;
-  if (typeof injection !== "object" || injection === null) throw new TetherError("INJECTOR_BAD_CONFIG", `${source} has no "injection" object`);
+  if (typeof injection !== "object" || injection === null) throw new UsageError("INJECTOR_BAD_CONFIG", `${source} has no "injection" object`);
   const s = defaultInjectionSettings(injection);
   validateTrustDomain(s.trustDomain);
   if (!DEFAULT_INBOUND_POLICIES.includes(s.defaultInboundPolicy)) {
-    throw new TetherError("INJECTOR_BAD_CONFIG", `${source}: defaultInboundPolicy ${JSON.stringify(s.defaultInboundPolicy)} is not one of ${DEFAULT_INBOUND_POLICIES.join(", ")}`);
+    throw new UsageError("INJECTOR_BAD_CONFIG", `${source}: defaultInboundPolicy ${JSON.stringify(s.defaultInboundPolicy)} is not one of ${DEFAULT_INBOUND_POLICIES.join(", ")}`);
   }
-  if (!s.image) throw new TetherError("INJECTOR_BAD_CONFIG", `${source}: image is empty`);
-  if (typeof s.ipv6 !== "boolean" || typeof s.awaitProxy !== "boolean") throw new TetherError("INJECTOR_BAD_CONFIG", `${source}: ipv6 and awaitProxy must be true or false`);
+  if (!s.image) throw new UsageError("INJECTOR_BAD_CONFIG", `${source}: image is empty`);
+  if (typeof s.ipv6 !== "boolean" || typeof s.awaitProxy !== "boolean") throw new UsageError("INJECTOR_BAD_CONFIG", `${source}: ipv6 and awaitProxy must be true or false`);
   return s;
 }
 

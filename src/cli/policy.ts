@@ -13,7 +13,7 @@ import type { ClusterState } from "../cluster/types.js";
 import { openCluster } from "../cluster/index.js";
 import { checkCidr, validatePolicyResource } from "../cluster/policy-validation.js";
 import { DEFAULT_TRUST_DOMAIN, validateTrustDomain } from "../identity/names.js";
-import { TetherError } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import { compileInboundServer, DEFAULT_SETTINGS, effectiveDefault, serversFor, type PolicySettings } from "../policy/compile.js";
 import { desiredStatuses } from "../policy/status.js";
 import { explainInboundServer } from "../policy/explain.js";
@@ -64,7 +64,7 @@ function addClusterOptions(cmd: Command): Command {
 
 async function clusterFrom(opts: ClusterSourceOptions, logger: pino.Logger): Promise<ClusterState> {
   if (opts.clusterDir && opts.kubeconfig) {
-    throw new TetherError("POLICY_CLUSTER_SOURCE", "give --cluster-dir or --kubeconfig, not both (neither: in-cluster config)");
+    throw new UsageError("POLICY_CLUSTER_SOURCE", "give --cluster-dir or --kubeconfig, not both (neither: in-cluster config)");
   }
   const cluster = await openCluster({ dir: opts.clusterDir, kubeconfig: opts.kubeconfig, inCluster: !opts.clusterDir && !opts.kubeconfig, logger });
   await cluster.ready();
@@ -100,7 +100,7 @@ function portsOf(pod: Pod, asked: string | undefined): number[] {
   if (asked === undefined) return [...new Set(ports.map((p) => p.containerPort))].sort((a, b) => a - b);
   if (/^\d+$/.test(asked)) return [portOption(asked)];
   const named = ports.find((p) => p.name === asked);
-  if (!named) throw new TetherError("POLICY_UNKNOWN_PORT", `pod has no container port named ${JSON.stringify(asked)}; give a number or one of: ${ports.map((p) => p.name).filter(Boolean).join(", ") || "(no named ports)"}`);
+  if (!named) throw new UsageError("POLICY_UNKNOWN_PORT", `pod has no container port named ${JSON.stringify(asked)}; give a number or one of: ${ports.map((p) => p.name).filter(Boolean).join(", ") || "(no named ports)"}`);
   return [named.containerPort];
 }
 
@@ -110,10 +110,10 @@ async function authz(target: string, opts: ClusterSourceOptions & { namespace: s
   const cluster = await clusterFrom(opts, logger);
   try {
     const pod = cluster.get("Pod", opts.namespace, podName);
-    if (!pod) throw new TetherError("POLICY_POD_NOT_FOUND", `pod ${opts.namespace}/${podName} not found; check the name and -n NAMESPACE`);
+    if (!pod) throw new UsageError("POLICY_POD_NOT_FOUND", `pod ${opts.namespace}/${podName} not found; check the name and -n NAMESPACE`);
     const settings = settingsFrom(opts);
     const ports = portsOf(pod, portText);
-    if (ports.length === 0) throw new TetherError("POLICY_NO_PORTS", `pod ${opts.namespace}/${podName} declares no container ports; give one as POD:PORT`);
+    if (ports.length === 0) throw new UsageError("POLICY_NO_PORTS", `pod ${opts.namespace}/${podName} declares no container ports; give one as POD:PORT`);
     const def = effectiveDefault(cluster, pod, settings);
     const compiled = ports.map((port) => ({ port, server: compileInboundServer(cluster, pod, port, settings), conflicts: serversFor(cluster, pod, port).slice(1) }));
     const rejected = desiredStatuses(cluster, settings.trustDomain)
@@ -158,7 +158,7 @@ function validate(files: string[]): void {
       else bad++;
     }
   }
-  if (bad > 0) throw new TetherError("POLICY_INVALID", `${bad} invalid resource(s); fix the fields named above`);
+  if (bad > 0) throw new UsageError("POLICY_INVALID", `${bad} invalid resource(s); fix the fields named above`);
 }
 
 export function registerPolicyCommands(program: Command): void {

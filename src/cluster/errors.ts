@@ -1,16 +1,12 @@
-/**
- * Errors of the cluster adapter, with stable codes (the cluster folder imports nothing of the
- * project, so it has its own small class rather than identity's TetherError; the shape is the same).
- */
-export class ClusterError extends Error {
-  readonly code: string;
+/** Errors of the cluster adapter (API server, kubeconfig, manifest folder), with stable codes. */
+import { TetherError, type CodeOf } from "../core/errors.js";
+
+export class ClusterError extends TetherError<CodeOf<"ClusterError">> {
   /** The HTTP status from the API server, when the error came from one. */
   readonly statusCode: number | undefined;
 
-  constructor(code: string, message: string, options?: { cause?: unknown; statusCode?: number }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+  constructor(code: CodeOf<"ClusterError">, message: string, options?: { cause?: unknown; statusCode?: number }) {
+    super(code, message, options);
     this.statusCode = options?.statusCode;
-    this.name = new.target.name;
   }
 }

@@ -4,10 +4,10 @@
  * Service) or an IP:port (a Service's cluster IP or a pod IP). Pure; no cluster access.
  */
 import { isIP } from "node:net";
-import { TetherError } from "../core/errors.js";
+import { TetherError, type CodeOf } from "../core/errors.js";
 
 /** A path that cannot be resolved as written; the message says what form is expected. */
-export class DestinationPathError extends TetherError {}
+export class DestinationPathError extends TetherError<CodeOf<"DestinationPathError">> {}
 
 export type DestinationTarget =
   | { kind: "service"; namespace: string; name: string; port: number; hostname?: string }

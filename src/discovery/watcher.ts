@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { DestinationUpdate } from "../api/index.js";
 import type { ClusterState } from "../cluster/types.js";
-import { errorMessage, TetherError } from "../core/errors.js";
+import { errorMessage, TetherError, type CodeOf } from "../core/errors.js";
 import { ClusterIndex, splitKey, type Touched } from "./cluster-index.js";
 import { diffSnapshots, fullUpdate } from "./diff.js";
 import { NOT_FOUND, podSnapshot, serviceSnapshot, type Lookups, type SkipReason, type Snapshot } from "./endpoints.js";
@@ -18,7 +18,7 @@ import { addTo, deleteFrom } from "./multimap.js";
 import { targetKey, type DestinationTarget } from "./path.js";
 
 /** Discovery could not answer (a malformed object in the cache); the client should retry. */
-export class DiscoveryError extends TetherError {}
+export class DiscoveryError extends TetherError<CodeOf<"DiscoveryError">> {}
 
 /** Where a subscriber's messages go: `write` returns false when the consumer is behind. */
 export interface Sink<T> {

@@ -14,7 +14,7 @@ import { stringify } from "yaml";
 import { PROXY_ADMIN_PORT, PROXY_CONTAINER_NAME, PROXY_UNCONTAINED_NODE_OPTIONS, PROXY_UID, IDENTITY_PORT, DESTINATION_PORT, POLICY_PORT } from "../api/mesh.js";
 import { bootstrapCa, rotateIssuer, type BootstrapPaths } from "../ca/bootstrap.js";
 import { endpointSlicesFor } from "../discovery/slice-controller.js";
-import { TetherError } from "../core/errors.js";
+import { LocalMeshError } from "./errors.js";
 import type { Pod as NetnsPod } from "./pods.js";
 import type { TrackedProcess } from "./processes.js";
 import { ServiceAccountTokenIssuer } from "./service-account-tokens.js";
@@ -27,8 +27,6 @@ declare const TETHER_BUNDLED: boolean | undefined;
 const TRUST_DOMAIN = "cluster.local";
 const CA_ADMIN_PORT = 9990;
 const CONTROLLER_ADMIN_PORT = 9996;
-
-export class LocalMeshError extends TetherError {}
 
 export interface LocalMeshOptions {
   stateDir: string;

@@ -3,7 +3,7 @@
  * Parsing is pure: `readProxyConfig(env)` returns the settings or throws a ProxyConfigError
  * naming every variable that is missing or malformed.
  */
-import { TetherError } from "../core/errors.js";
+import { TetherError, type CodeOf } from "../core/errors.js";
 import { DEFAULT_TRUST_DOMAIN, workloadIdentity, type WorkloadIdentity } from "../identity/names.js";
 import {
   PROXY_ADMIN_PORT,
@@ -14,7 +14,7 @@ import {
   CONTROL_PLANE_NAMESPACE_NAME,
 } from "../api/mesh.js";
 
-export class ProxyConfigError extends TetherError {}
+export class ProxyConfigError extends TetherError<CodeOf<"ProxyConfigError">> {}
 
 export type BalancerName = "peak-ewma" | "round-robin";
 

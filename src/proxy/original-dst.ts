@@ -6,7 +6,7 @@
  */
 import type { Socket } from "node:net";
 import { createRequire } from "node:module";
-import { TetherError } from "../core/errors.js";
+import { TetherError, type CodeOf } from "../core/errors.js";
 
 export const SOL_IP = 0;
 export const SOL_IPV6 = 41;
@@ -28,7 +28,7 @@ export interface OriginalDestination {
  * iptables rules), ORIGINAL_DST_NO_FD (socket has no kernel fd, e.g. a TLS-wrapped or closed
  * socket), ORIGINAL_DST_FAILED (any other errno), ORIGINAL_DST_UNSUPPORTED (not Linux).
  */
-export class OriginalDstError extends TetherError {}
+export class OriginalDstError extends TetherError<CodeOf<"OriginalDstError">> {}
 
 /** Decodes a struct sockaddr_in / sockaddr_in6 (Linux layout; port and address in network order). */
 export function decodeSockaddr(buf: Buffer): OriginalDestination {

@@ -10,7 +10,7 @@
  */
 import type { Container, EnvVar, Namespace, Pod, PodSpec, Probe, Volume } from "kubernetes-types/core/v1.js";
 import type { ObjectMeta } from "kubernetes-types/meta/v1.js";
-import { TetherError } from "../core/errors.js";
+import { TetherError, type CodeOf } from "../core/errors.js";
 import { validateServiceAccount } from "../identity/names.js";
 import {
   DEFAULT_INBOUND_POLICIES,
@@ -55,7 +55,7 @@ import {
 } from "./settings.js";
 
 /** A pod the injector must refuse (bad annotation, unusable service account, no spec). */
-export class InjectionError extends TetherError {}
+export class InjectionError extends TetherError<CodeOf<"InjectionError">> {}
 
 export type SkipReason =
   | "already-injected"

@@ -7,7 +7,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { errorMessage } from "../core/errors.js";
+import { errorCode, errorMessage, TetherError, type CodeOf } from "../core/errors.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { internalError, parseReview, reviewEnvelope, reviewInjection, reviewPolicy, type ClusterLookup, type Reviewed } from "./admission.js";
 import { CertReloader } from "./cert-reloader.js";
@@ -45,17 +45,26 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-class HttpError extends Error {
-  constructor(readonly status: number, readonly reason: string, message: string) {
-    super(message);
-  }
-}
+type RequestRefusal = CodeOf<"WebhookRequestError">;
+
+/** The HTTP status of each refusal, and its `reason` label on tether_webhook_bad_requests_total. */
+const REQUEST_REFUSALS: Readonly<Record<RequestRefusal, { status: number; reason: string }>> = {
+  WEBHOOK_BODY_TOO_LARGE: { status: 413, reason: "too-large" },
+  WEBHOOK_MALFORMED_JSON: { status: 400, reason: "malformed-json" },
+  WEBHOOK_MALFORMED_REVIEW: { status: 400, reason: "malformed-review" },
+  WEBHOOK_UNKNOWN_PATH: { status: 404, reason: "unknown-path" },
+  WEBHOOK_WRONG_CONTENT_TYPE: { status: 415, reason: "wrong-content-type" },
+  WEBHOOK_WRONG_METHOD: { status: 405, reason: "wrong-method" },
+};
+
+/** A request that is not an AdmissionReview this webhook serves. */
+export class WebhookRequestError extends TetherError<RequestRefusal> {}
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? NaN);
     if (declared > limit) {
-      reject(new HttpError(413, "too-large", `the body (${declared} bytes) exceeds the webhook's limit of ${limit} bytes`));
+      reject(new WebhookRequestError("WEBHOOK_BODY_TOO_LARGE", `the body (${declared} bytes) exceeds the webhook's limit of ${limit} bytes`));
       return;
     }
     const chunks: Buffer[] = [];
@@ -65,7 +74,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       if (size > limit) {
         req.removeAllListeners("data");
         req.resume();
-        reject(new HttpError(413, "too-large", `the body exceeds the webhook's limit of ${limit} bytes`));
+        reject(new WebhookRequestError("WEBHOOK_BODY_TOO_LARGE", `the body exceeds the webhook's limit of ${limit} bytes`));
         return;
       }
       chunks.push(chunk);
@@ -108,12 +117,12 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const handlers: Record<string, (body: unknown) => Promise<Reviewed>> = {
     "/inject": async (body) => {
       const parsed = parseReview(body);
-      if (!parsed.ok) throw new HttpError(400, "malformed-review", parsed.message);
+      if (!parsed.ok) throw new WebhookRequestError("WEBHOOK_MALFORMED_REVIEW", parsed.message);
       return reviewInjection(parsed.request, settings, options.lookup).catch((err) => internalError(parsed.request.uid, err));
     },
     "/validate": async (body) => {
       const parsed = parseReview(body);
-      if (!parsed.ok) throw new HttpError(400, "malformed-review", parsed.message);
+      if (!parsed.ok) throw new WebhookRequestError("WEBHOOK_MALFORMED_REVIEW", parsed.message);
       return reviewPolicy(parsed.request, options.lookup).catch((err) => internalError(parsed.request.uid, err));
     },
   };
@@ -123,16 +132,16 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     try {
       if (req.method === "GET" && (path === "/live" || path === "/ready")) return send(res, 200, "ok\n");
       const handler = handlers[path];
-      if (!handler) throw new HttpError(404, "unknown-path", `no webhook at ${path}; use /inject or /validate`);
-      if (req.method !== "POST") throw new HttpError(405, "wrong-method", `${req.method} is not allowed; the API server POSTs AdmissionReviews`);
+      if (!handler) throw new WebhookRequestError("WEBHOOK_UNKNOWN_PATH", `no webhook at ${path}; use /inject or /validate`);
+      if (req.method !== "POST") throw new WebhookRequestError("WEBHOOK_WRONG_METHOD", `${req.method} is not allowed; the API server POSTs AdmissionReviews`);
       const type = String(req.headers["content-type"] ?? "");
-      if (!/^application\/json\b/i.test(type)) throw new HttpError(415, "wrong-content-type", `content-type ${JSON.stringify(type)} is not application/json`);
+      if (!/^application\/json\b/i.test(type)) throw new WebhookRequestError("WEBHOOK_WRONG_CONTENT_TYPE", `content-type ${JSON.stringify(type)} is not application/json`);
       const raw = await readBody(req, limit);
       let body: unknown;
       try {
         body = JSON.parse(raw.toString("utf8"));
       } catch (err) {
-        throw new HttpError(400, "malformed-json", `the body is not JSON: ${errorMessage(err)}`);
+        throw new WebhookRequestError("WEBHOOK_MALFORMED_JSON", `the body is not JSON: ${errorMessage(err)}`);
       }
       const webhook = path.slice(1);
       const started = performance.now();
@@ -146,13 +155,14 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       }
       send(res, 200, reviewEnvelope(reviewed.response));
     } catch (err) {
-      const e = err instanceof HttpError ? err : new HttpError(500, "internal", `internal error: ${errorMessage(err)}`);
-      metrics.badRequests.inc({ reason: e.reason });
-      log.warn({ path, status: e.status, reason: e.reason, message: e.message }, "webhook request refused");
+      const { status, reason } = err instanceof WebhookRequestError ? REQUEST_REFUSALS[err.code] : { status: 500, reason: "internal" };
+      const message = err instanceof WebhookRequestError ? err.message : `internal error: ${errorMessage(err)}`;
+      metrics.badRequests.inc({ reason });
+      log.warn({ path, status, reason, code: errorCode(err), message }, "webhook request refused");
       if (!res.headersSent) {
         // An oversized body is not read to the end; close instead of keeping a half-read connection.
-        if (e.status === 413) res.setHeader("connection", "close");
-        send(res, e.status, e.message + "\n");
+        if (status === 413) res.setHeader("connection", "close");
+        send(res, status, message + "\n");
       }
     }
   };

@@ -13,6 +13,7 @@ import { verifyChain } from "../../src/identity/chain.js";
 import { systemClock } from "../../src/core/clock.js";
 import { CertificateError } from "../../src/core/errors.js";
 import { toDnsName, workloadIdentity } from "../../src/identity/names.js";
+import { IssuerError } from "../../src/ca/errors.js";
 import { pemEncode, readSpki } from "../../src/identity/pkix.js";
 import { readOnly } from "../../src/identity/der.js";
 
@@ -63,6 +64,6 @@ test("an issuer whose anchor is not in the bundle is refused at load", () => {
   const issuer = createIssuer({ anchor: newAnchor, lifetimeMs: DAY_MS, now });
   assert.throws(
     () => loadIssuer({ certPem: issuer.certPem, keyPem: issuer.keyPem, anchorsPem: oldAnchor.certPem }, now),
-    (e: unknown) => e instanceof Error && (e as CertificateError).code === "ISSUER_UNTRUSTED" && /does not chain to a valid trust anchor/.test(e.message),
+    (e: unknown) => e instanceof Error && (e as IssuerError).code === "ISSUER_UNTRUSTED" && /does not chain to a valid trust anchor/.test(e.message),
   );
 });

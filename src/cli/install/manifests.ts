@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments, stringify } from "yaml";
-import { TetherError } from "../../core/errors.js";
+import { UsageError } from "../../core/errors.js";
 import type { K8sObject } from "./render.js";
 
 export const DEPLOY_DIR = fileURLToPath(new URL("../../../deploy/", import.meta.url));
@@ -22,7 +22,7 @@ export function parseYamlObjects(text: string, source: string): unknown[] {
   for (const doc of parseAllDocuments(text)) {
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
-      throw new TetherError("YAML_INVALID", `${source}: ${e.message}`);
+      throw new UsageError("YAML_INVALID", `${source}: ${e.message}`);
     }
     const value = doc.toJS();
     if (value !== null && value !== undefined) out.push(value);
@@ -34,13 +34,13 @@ export function parseYamlObjects(text: string, source: string): unknown[] {
 export function loadCrds(dir = CRDS_DIR): K8sObject[] {
   const files = crdFiles(dir);
   if (files.length === 0) {
-    throw new TetherError("INSTALL_NO_CRDS", `no CRD files in ${dir}; the tether checkout is incomplete`);
+    throw new UsageError("INSTALL_NO_CRDS", `no CRD files in ${dir}; the tether checkout is incomplete`);
   }
   return files.flatMap((file) =>
     parseYamlObjects(readFileSync(file, "utf8"), file).map((obj) => {
       const o = obj as Partial<K8sObject>;
       if (o.kind !== "CustomResourceDefinition" || typeof o.metadata?.name !== "string") {
-        throw new TetherError("INSTALL_BAD_CRD", `${file} holds a ${String(o.kind)}, not a CustomResourceDefinition`);
+        throw new UsageError("INSTALL_BAD_CRD", `${file} holds a ${String(o.kind)}, not a CustomResourceDefinition`);
       }
       return o as K8sObject;
     }),

@@ -2,7 +2,7 @@
  * Balancers registered by name (like grpc-js load-balancing policies), so configuration selects
  * one with a string and new policies plug in without touching their callers.
  */
-import { TetherError } from "../../core/errors.js";
+import { UsageError } from "../../core/errors.js";
 import type { Balancer, BalancerOptions } from "./types.js";
 
 export type BalancerFactory = <E>(options: BalancerOptions<E>) => Balancer<E>;
@@ -20,7 +20,7 @@ export function balancerNames(): string[] {
 export function createBalancer<E>(name: string, options: BalancerOptions<E>): Balancer<E> {
   const factory = factories.get(name);
   if (!factory) {
-    throw new TetherError(
+    throw new UsageError(
       "BALANCER_UNKNOWN",
       `unknown balancer "${name}": use one of ${balancerNames().join(", ")}`,
     );

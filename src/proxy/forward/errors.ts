@@ -1,14 +1,14 @@
 /** Why a forward failed, with whether another endpoint may be tried. */
-import { TetherError } from "../../core/errors.js";
+import { TetherError, type CodeOf } from "../../core/errors.js";
 
 /**
  * Codes: UPSTREAM_CONNECT_FAILED (retryable: no request byte was sent), UPSTREAM_NO_ENDPOINTS,
  * UPSTREAM_RESET (the upstream reset the stream), UPSTREAM_TIMEOUT (deadline or connect timeout),
  * UPSTREAM_PROTOCOL (the upstream broke HTTP).
  */
-export class UpstreamError extends TetherError {
+export class UpstreamError extends TetherError<CodeOf<"UpstreamError">> {
   constructor(
-    code: string,
+    code: CodeOf<"UpstreamError">,
     message: string,
     readonly retryable: boolean,
     options?: { cause?: unknown },

@@ -534,7 +534,7 @@ export class H2Connection {
 
   private protocolFailure(err: unknown): void {
     // Anything but a frame or HPACK error was thrown by our own code (e.g. a stream handler): not the peer's fault.
-    const code = err instanceof FrameError ? err.code : err instanceof HpackError ? ErrorCode.COMPRESSION_ERROR : ErrorCode.INTERNAL_ERROR;
+    const code = err instanceof FrameError ? err.h2Code : err instanceof HpackError ? ErrorCode.COMPRESSION_ERROR : ErrorCode.INTERNAL_ERROR;
     const message = err instanceof Error ? err.message : String(err);
     const kind = code === ErrorCode.ENHANCE_YOUR_CALM ? "h2-flood" : code === ErrorCode.INTERNAL_ERROR ? "h2-internal" : "h2-protocol";
     this.events.protocolError?.(kind, message);

@@ -3,6 +3,7 @@
  * frames, and builders for the frames the proxy writes. Pure: no sockets, no state beyond the
  * reader's partial frame.
  */
+import { TetherError, type CodeOf } from "../../core/errors.js";
 
 export const CLIENT_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
@@ -65,14 +66,26 @@ export interface Frame {
   payload: Buffer;
 }
 
-/** A frame the peer should not have sent: the connection ends with GOAWAY(code). */
-export class FrameError extends Error {
+/** A frame the peer should not have sent: the connection ends with GOAWAY(h2Code). */
+export class FrameError extends TetherError<CodeOf<"FrameError">> {
   constructor(
-    readonly code: number,
+    readonly h2Code: number,
     message: string,
   ) {
-    super(message);
+    super(frameErrorCode(h2Code), message);
   }
+}
+
+/** tether's code for each HTTP/2 error code a FrameError is raised with. */
+const FRAME_ERROR_CODES: Readonly<Record<number, CodeOf<"FrameError">>> = {
+  [ErrorCode.PROTOCOL_ERROR]: "H2_PROTOCOL_ERROR",
+  [ErrorCode.FLOW_CONTROL_ERROR]: "H2_FLOW_CONTROL_ERROR",
+  [ErrorCode.FRAME_SIZE_ERROR]: "H2_FRAME_SIZE_ERROR",
+  [ErrorCode.ENHANCE_YOUR_CALM]: "H2_ENHANCE_YOUR_CALM",
+};
+
+function frameErrorCode(h2Code: number): CodeOf<"FrameError"> {
+  return FRAME_ERROR_CODES[h2Code] ?? "H2_PROTOCOL_ERROR";
 }
 
 /**

@@ -5,27 +5,15 @@
  * Header lists are flat `[name0, value0, name1, value1, ...]` arrays of latin1 strings, one char
  * per byte, so any octets round-trip and a string's length is its size on the wire.
  */
-import { TetherError } from "../../core/errors.js";
+import { TetherError, type CodeOf } from "../../core/errors.js";
 import { HuffmanError, huffmanDecode } from "./huffman.js";
 
 export type HeaderFields = string[];
 
-export type HpackErrorCode =
-  | "HPACK_BAD_INDEX"
-  | "HPACK_TRUNCATED"
-  | "HPACK_INTEGER_OVERFLOW"
-  | "HPACK_BAD_HUFFMAN"
-  | "HPACK_TABLE_SIZE"
-  | "HPACK_HEADER_LIST_TOO_LARGE";
+export type HpackErrorCode = CodeOf<"HpackError">;
 
 /** A header block that cannot be decoded. For HTTP/2 this is a connection error (COMPRESSION_ERROR). */
-export class HpackError extends TetherError {
-  declare readonly code: HpackErrorCode;
-
-  constructor(code: HpackErrorCode, message: string) {
-    super(code, message);
-  }
-}
+export class HpackError extends TetherError<HpackErrorCode> {}
 
 /** The SETTINGS_HEADER_TABLE_SIZE default (RFC 9113 §6.5.2). */
 export const DEFAULT_TABLE_SIZE = 4096;

@@ -5,6 +5,7 @@
  * code lengths below (bytes 0..255, then EOS) determine every code, and the tables are built from
  * them at module load rather than transcribing 257 bit patterns.
  */
+import { TetherError, type CodeOf } from "../../core/errors.js";
 
 const EOS = 256;
 
@@ -115,7 +116,11 @@ function buildTransitions(): Uint32Array {
 }
 
 /** Why a Huffman string was rejected; the HPACK layer turns it into its own error. */
-export class HuffmanError extends Error {}
+export class HuffmanError extends TetherError<CodeOf<"HuffmanError">> {
+  constructor(message: string) {
+    super("HPACK_BAD_HUFFMAN", message);
+  }
+}
 
 /** Output scratch, grown on demand: 8 input bits decode to at most 8/5 symbols. */
 let scratch = Buffer.allocUnsafe(256);

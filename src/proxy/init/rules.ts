@@ -4,7 +4,7 @@
  * construction: the own chains are declared in one iptables-restore transaction (which creates or
  * flushes and refills them atomically), and the jumps into them are added only when absent.
  */
-import { TetherError } from "../../core/errors.js";
+import { TetherError, type CodeOf } from "../../core/errors.js";
 import { PROXY_ADMIN_PORT, PROXY_INBOUND_PORT, PROXY_OUTBOUND_PORT, PROXY_UID } from "../../api/mesh.js";
 
 export const INBOUND_CHAIN = "TETHER_INBOUND";
@@ -48,7 +48,7 @@ export type Step =
   /** Run `argv`; a failure is ignored when `ignoreFailure` (e.g. the chain is already gone). */
   | { op: "run"; argv: string[]; ignoreFailure: boolean };
 
-export class InitConfigError extends TetherError {}
+export class InitConfigError extends TetherError<CodeOf<"InitConfigError">> {}
 
 /** Parses "22,8000-8100" (the config.tether.io/skip-*-ports annotation format). */
 export function parsePorts(text: string): PortRange[] {

@@ -1,9 +1,9 @@
 /** Executes an init plan with the iptables binaries (the I/O half of rules.ts). */
 import { spawnSync } from "node:child_process";
-import { TetherError } from "../../core/errors.js";
+import { TetherError, type CodeOf } from "../../core/errors.js";
 import type { Step } from "./rules.js";
 
-export class InitRunError extends TetherError {}
+export class InitRunError extends TetherError<CodeOf<"InitRunError">> {}
 
 /** Guards `remove` loops against a check that never stops succeeding. */
 const MAX_REMOVALS = 64;
