@@ -77,7 +77,7 @@ interface CertifyOptions {
   caName?: string;
 }
 
-/** Runs the demo; returns what it printed so it can be tested. */
+/** Runs the demo, printing each step through `print` (so a test can capture them). */
 export async function identityDemo(print: (line: string) => void = console.log): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "tether-identity-demo-"));
   const logger = pino({ level: "warn" }, pino.destination(2));

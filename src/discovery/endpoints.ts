@@ -69,7 +69,7 @@ function annotationHasPort(
   return portSetHas(set, port, names);
 }
 
-/** The pod's own annotation wins over its namespace's (the injector copies the namespace's down). */
+/** The pod's own annotation wins over its namespace's, as in the injector (webhook/inject.ts). */
 function podPortIsOpaque(pod: Pod, port: number, lookups: Lookups): boolean {
   const ns = pod.metadata?.namespace ?? "default";
   const names = containerPortNames(pod, port);

@@ -112,7 +112,6 @@ export abstract class BaseBalancer<E> implements Balancer<E> {
   private readonly heap: EndpointState<E>[] = [];
   private lru: EndpointState<E> | null = null;
   private mru: EndpointState<E> | null = null;
-  private examinedCount = 0;
 
   constructor(protected readonly options: BalancerOptions<E>) {
     this.clock = options.clock ?? systemClock;
@@ -128,16 +127,6 @@ export abstract class BaseBalancer<E> implements Balancer<E> {
   }
   /** Called when a pick finished with a response. */
   protected observe(_state: EndpointState<E>, _outcome: Outcome, _now: number): void {}
-
-  get examined(): number {
-    return this.examinedCount;
-  }
-
-  /** Subclasses count every endpoint state they look at while choosing. */
-  protected examine(state: EndpointState<E>): EndpointState<E> {
-    this.examinedCount++;
-    return state;
-  }
 
   update(endpoints: readonly E[]): void {
     const now = this.clock.now();
@@ -211,7 +200,7 @@ export abstract class BaseBalancer<E> implements Balancer<E> {
 
   /** Least recently picked ready endpoint. */
   protected leastRecent(): EndpointState<E> {
-    return this.examine(this.lru!);
+    return this.lru!;
   }
 
   /** @internal called by Handle once per pick. */

@@ -55,7 +55,7 @@ export class PeakEwmaBalancer<E> extends BaseBalancer<E> {
     // A uniform choice among the others: index in [0, n-1), skipping `first`.
     let i = Math.floor(this.random() * (this.ready.length - 1));
     if (i >= first.index) i++;
-    const second = this.examine(this.ready[i]!);
+    const second = this.ready[i]!;
     const a = this.cost(first, now);
     const b = this.cost(second, now);
     // The tie band is for fairness between equally loaded endpoints (sequential traffic); with

@@ -48,8 +48,6 @@ export interface Balancer<E> {
   /** Milliseconds until a backed-off endpoint may be tried again (undefined if none is backed off). */
   retryInMs(): number | undefined;
   stats(): EndpointStats<E>[];
-  /** Endpoint states examined by pick() since creation: lets tests prove a pick is O(1). */
-  readonly examined: number;
 }
 
 export interface BackoffConfig {
