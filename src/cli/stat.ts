@@ -1,12 +1,12 @@
 /**
  * `tether stat`, `tether top`, `tether edges` and `tether dashboard`: traffic visibility read from
  * the proxies' /metrics (local mesh targets file, Kubernetes pod proxy) or from Prometheus.
- * The work is in src/cli/viz/; this file only parses flags.
+ * The work is in src/viz/; this file only parses flags.
  */
 import type { Command } from "commander";
 import { pino } from "pino";
-import { startDashboard } from "./viz/dashboard.js";
-import { measure, openSource, parseDirection, parseDuration, parseGroup, printEdges, printStat, printTop, type SourceFlags } from "./viz/commands.js";
+import { startDashboard } from "../viz/dashboard.js";
+import { measure, openSource, parseDirection, parseDuration, parseGroup, printEdges, printStat, printTop, type SourceFlags } from "../viz/commands.js";
 
 /** The flags commander parses: the source flags, with the window still as text. */
 type CommonOpts = Omit<SourceFlags, "windowMs"> & { window: string; json?: boolean };

@@ -4,9 +4,9 @@
  */
 import { join } from "node:path";
 import { LocalFolderCluster } from "../cluster/local.js";
-import { startDashboard } from "../cli/viz/dashboard.js";
-import { scrapeSource } from "../cli/viz/sources.js";
-import { fileTargets } from "../cli/viz/targets.js";
+import { startDashboard } from "../viz/dashboard.js";
+import { scrapeSource } from "../viz/sources.js";
+import { fileTargets } from "../viz/targets.js";
 import type { Logger } from "./log.js";
 import { LocalMesh } from "./mesh.js";
 import { FolderReconciler } from "./reconcile.js";

@@ -27,8 +27,8 @@ import { summarize } from "../../src/local/demo/echo.js";
 import { netnsSkip, testInstance } from "../support/netns-harness.js";
 import { chromiumSkip, openBrowserPage } from "../support/chromium.js";
 import { pino } from "pino";
-import { startDashboard } from "../../src/cli/viz/dashboard.js";
-import { openSource } from "../../src/cli/viz/commands.js";
+import { startDashboard } from "../../src/viz/dashboard.js";
+import { openSource } from "../../src/viz/commands.js";
 
 
 function judge(goals: Goal[]): void {

@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { figuresOf, histogramQuantile, statRows, topRows, certificates, denials, type Bucket } from "../../src/cli/viz/aggregate.js";
-import type { Labels, Sample } from "../../src/cli/viz/prom-text.js";
-import { windowBetween, type PodRef, type PodWindow } from "../../src/cli/viz/window.js";
-import { parsePrometheusText } from "../../src/cli/viz/prom-text.js";
+import { figuresOf, histogramQuantile, statRows, topRows, certificates, denials, type Bucket } from "../../src/viz/aggregate.js";
+import type { Labels, Sample } from "../../src/viz/prom-text.js";
+import { windowBetween, type PodRef, type PodWindow } from "../../src/viz/window.js";
+import { parsePrometheusText } from "../../src/viz/prom-text.js";
 
 const b = (pairs: [number, number][]): Bucket[] => pairs.map(([le, count]) => ({ le, count }));
 

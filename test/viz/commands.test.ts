@@ -2,9 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { parseDirection, parseDuration, parseGroup } from "../../src/cli/viz/commands.js";
-import { prometheusSource, scrapeSource } from "../../src/cli/viz/sources.js";
-import { staticTargets } from "../../src/cli/viz/targets.js";
+import { parseDirection, parseDuration, parseGroup } from "../../src/viz/commands.js";
+import { prometheusSource, scrapeSource } from "../../src/viz/sources.js";
+import { staticTargets } from "../../src/viz/targets.js";
 
 test("flag parsing: durations, resources and directions, with coded refusals", () => {
   const durations: [string, number][] = [["10s", 10_000], ["1m", 60_000], ["500ms", 500], ["2", 2000], ["1.5s", 1500]];

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { startDashboard } from "../../src/cli/viz/dashboard.js";
-import { openSource } from "../../src/cli/viz/commands.js";
+import { startDashboard } from "../../src/viz/dashboard.js";
+import { openSource } from "../../src/viz/commands.js";
 import { startFakeMesh } from "./fake-mesh.js";
 import { chromiumSkip, openBrowserPage } from "../support/chromium.js";
 

@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { pino } from "pino";
-import { startDashboard } from "../../src/cli/viz/dashboard.js";
-import { openSource } from "../../src/cli/viz/commands.js";
-import type { DashboardState } from "../../src/cli/viz/snapshot.js";
+import { startDashboard } from "../../src/viz/dashboard.js";
+import { openSource } from "../../src/viz/commands.js";
+import type { DashboardState } from "../../src/viz/snapshot.js";
 import { startFakeMesh } from "./fake-mesh.js";
 
 test("dashboard API: state with per-pod figures, edges, certificates and denials; SSE pushes each poll; only known files served", { timeout: 20_000 }, async (t) => {

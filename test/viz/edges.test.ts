@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { edges } from "../../src/cli/viz/edges.js";
-import type { Labels } from "../../src/cli/viz/prom-text.js";
-import type { PodRef, PodWindow } from "../../src/cli/viz/window.js";
+import { edges } from "../../src/viz/edges.js";
+import type { Labels } from "../../src/viz/prom-text.js";
+import type { PodRef, PodWindow } from "../../src/viz/window.js";
 
 const ID = (sa: string, ns = "demo") => `${sa}.${ns}.serviceaccount.identity.tether.cluster.local`;
 const pod = (name: string, workload: string, identity?: string, namespace = "demo"): PodRef => ({ namespace, pod: name, workload, ...(identity ? { identity } : {}) });

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startAdminServer, type AdminServer } from "../../src/proxy/admin.js";
 import { createProxyMetrics, type ProxyMetrics } from "../../src/proxy/metrics.js";
-import type { ProxyTarget } from "../../src/cli/viz/targets.js";
+import type { ProxyTarget } from "../../src/viz/targets.js";
 
 export const NS = "demo";
 export const AUTHORITY = "echo.demo.svc.cluster.local:8080";

@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadKubeConfig } from "../../src/cluster/kubernetes.js";
-import { statRows } from "../../src/cli/viz/aggregate.js";
-import { scrapeSource } from "../../src/cli/viz/sources.js";
-import { kubernetesTargets, podWorkload } from "../../src/cli/viz/targets.js";
+import { statRows } from "../../src/viz/aggregate.js";
+import { scrapeSource } from "../../src/viz/sources.js";
+import { kubernetesTargets, podWorkload } from "../../src/viz/targets.js";
 import { startKubeApiFixture } from "../support/kube-api-fixture.js";
 import { NS, startFakeMesh } from "./fake-mesh.js";
 

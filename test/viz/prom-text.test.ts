@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parsePrometheusText } from "../../src/cli/viz/prom-text.js";
+import { parsePrometheusText } from "../../src/viz/prom-text.js";
 import { createProxyMetrics } from "../../src/proxy/metrics.js";
 
 test("parses samples, label escapes, special values and TYPE lines", () => {

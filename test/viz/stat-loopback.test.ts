@@ -5,10 +5,10 @@ import { writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { openSource, printEdges, printStat, printTop } from "../../src/cli/viz/commands.js";
-import type { StatRow } from "../../src/cli/viz/aggregate.js";
-import type { Edge } from "../../src/cli/viz/edges.js";
-import { parsePrometheusText } from "../../src/cli/viz/prom-text.js";
+import { openSource, printEdges, printStat, printTop } from "../../src/viz/commands.js";
+import type { StatRow } from "../../src/viz/aggregate.js";
+import type { Edge } from "../../src/viz/edges.js";
+import { parsePrometheusText } from "../../src/viz/prom-text.js";
 import { AUTHORITY, identityOf, startFakeMesh } from "./fake-mesh.js";
 
 const root = new URL("../..", import.meta.url).pathname;

@@ -5,8 +5,8 @@
  */
 import { readFile } from "node:fs/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { kubeRequest, statusMessage } from "../../cluster/kube-http.js";
-import { DEFAULT_TRUST_DOMAIN, toDnsName, workloadIdentity } from "../../identity/names.js";
+import { kubeRequest, statusMessage } from "../cluster/kube-http.js";
+import { DEFAULT_TRUST_DOMAIN, toDnsName, workloadIdentity } from "../identity/names.js";
 import { VizError } from "./errors.js";
 import type { PodRef } from "./window.js";
 
