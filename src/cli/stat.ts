@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import { pino } from "pino";
+import { DEFAULT_STATE_DIR, targetsFile } from "../local/names.js";
 import { startDashboard } from "../viz/dashboard.js";
 import { measure, openSource, parseDirection, parseDuration, parseGroup, printEdges, printStat, printTop, type SourceFlags } from "../viz/commands.js";
 
@@ -13,7 +14,7 @@ type CommonOpts = Omit<SourceFlags, "windowMs"> & { window: string; json?: boole
 
 function withSourceFlags(cmd: Command, defaultWindow = "10s"): Command {
   return cmd
-    .option("--targets <file>", "JSON list of proxies to scrape (tether local up writes /run/tether-local/targets.json)")
+    .option("--targets <file>", `JSON list of proxies to scrape (tether local up writes ${targetsFile(DEFAULT_STATE_DIR)})`)
     .option("--kubeconfig <path>", "scrape meshed pods through this cluster's API server (pod proxy)")
     .option("--kubernetes", "scrape meshed pods through the API server of $KUBECONFIG, ~/.kube/config or in-cluster")
     .option("--prometheus <url>", "query this Prometheus (which scrapes the proxies) instead of scraping")
@@ -25,6 +26,7 @@ function withSourceFlags(cmd: Command, defaultWindow = "10s"): Command {
 function sourceFlags(opts: CommonOpts): SourceFlags {
   return {
     windowMs: parseDuration(opts.window),
+    localTargets: targetsFile(DEFAULT_STATE_DIR),
     ...(opts.targets ? { targets: opts.targets } : {}),
     ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
     ...(opts.kubernetes ? { kubernetes: true } : {}),

@@ -20,6 +20,7 @@ import type { TrackedProcess } from "./processes.js";
 import { ServiceAccountTokenIssuer } from "./service-account-tokens.js";
 import { LocalSubstrate } from "./substrate.js";
 import { silentLogger, type Logger } from "./log.js";
+import { targetsFile } from "./names.js";
 
 const TETHER_BIN = resolve(fileURLToPath(new URL("../../bin/tether.mjs", import.meta.url)));
 /** Defined (true) by scripts/build.mjs in the compiled CLI. */
@@ -431,7 +432,7 @@ export class LocalMesh {
     const targets = [...this.pods.values()]
       .filter((p) => p.spec.meshed && p.ready)
       .map((p) => ({ namespace: p.spec.namespace, pod: p.spec.name, workload: p.spec.workload ?? p.spec.name, adminUrl: `http://${p.netns.ip}:${PROXY_ADMIN_PORT}` }));
-    await writeAtomic(join(this.options.stateDir, "targets.json"), JSON.stringify({ targets }, null, 2));
+    await writeAtomic(targetsFile(this.options.stateDir), JSON.stringify({ targets }, null, 2));
   }
 
   /** Runs a command in a pod to completion (at most `timeoutMs`) and returns its stdout. */

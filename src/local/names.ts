@@ -3,6 +3,7 @@
  * (also the bridge's name), so `down` can recognise its own leftovers by prefix without touching
  * anything else, and parallel instances (tests) never collide.
  */
+import { join } from "node:path";
 import { LocalMeshError } from "./errors.js";
 
 /** Default instance: bridge `tether0`, namespaces `tether0-<pod>`, veths `tether0-<n>`. */
@@ -10,6 +11,11 @@ export const DEFAULT_INSTANCE = "tether0";
 export const DEFAULT_STATE_DIR = "/run/tether-local";
 export const DEFAULT_POD_SUBNET = "10.247.0.0/16";
 export const DEFAULT_SERVICE_SUBNET = "10.248.0.0/16";
+
+/** Where a local mesh lists its proxies' admin addresses, for `tether stat` and the dashboard. */
+export function targetsFile(stateDir: string): string {
+  return join(stateDir, "targets.json");
+}
 
 /** Environment variable set on every process the substrate starts: the sweep's last resort. */
 export const INSTANCE_ENV = "TETHER_LOCAL_INSTANCE";

@@ -2,13 +2,13 @@
  * `tether local up --dir FOLDER`: the local mesh driven by a folder of manifests, with the
  * dashboard. Runs until stopped.
  */
-import { join } from "node:path";
 import { LocalFolderCluster } from "../cluster/local.js";
 import { startDashboard } from "../viz/dashboard.js";
 import { scrapeSource } from "../viz/sources.js";
 import { fileTargets } from "../viz/targets.js";
 import type { Logger } from "./log.js";
 import { LocalMesh } from "./mesh.js";
+import { targetsFile } from "./names.js";
 import { FolderReconciler } from "./reconcile.js";
 
 export interface LocalUpOptions {
@@ -42,7 +42,7 @@ export async function startLocalUp(options: LocalUpOptions): Promise<LocalUp> {
       options.dashboardPort === undefined
         ? undefined
         : await startDashboard({
-            source: scrapeSource({ targets: fileTargets(join(options.stateDir, "targets.json")) }),
+            source: scrapeSource({ targets: fileTargets(targetsFile(options.stateDir)) }),
             port: options.dashboardPort,
             logger: options.logger as never,
           });

@@ -7,7 +7,6 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadKubeConfig } from "../cluster/kubernetes.js";
-import { DEFAULT_STATE_DIR } from "../local/names.js";
 import { statRows, topRows, type Direction, type GroupBy } from "./aggregate.js";
 import { edges } from "./edges.js";
 import { VizError } from "./errors.js";
@@ -16,9 +15,6 @@ import { prometheusSource, scrapeSource, type WindowSource } from "./sources.js"
 import { fileTargets, kubernetesTargets } from "./targets.js";
 import type { PodWindow } from "./window.js";
 
-/** Where `tether local up` writes the list of its proxies. */
-export const LOCAL_TARGETS_FILE = join(DEFAULT_STATE_DIR, "targets.json");
-
 export interface SourceFlags {
   targets?: string;
   kubeconfig?: string;
@@ -26,6 +22,8 @@ export interface SourceFlags {
   prometheus?: string;
   namespace?: string;
   trustDomain?: string;
+  /** The targets file of a local mesh, read when it exists and no source is named. */
+  localTargets?: string;
   /** Window length in milliseconds. */
   windowMs: number;
 }
@@ -77,12 +75,12 @@ export function openSource(flags: SourceFlags): WindowSource {
       targets: kubernetesTargets(kc, { ...(flags.namespace ? { namespace: flags.namespace } : {}), ...(flags.trustDomain ? { trustDomain: flags.trustDomain } : {}) }),
     });
   }
-  if (existsSync(LOCAL_TARGETS_FILE)) return scrapeSource({ targets: fileTargets(LOCAL_TARGETS_FILE) });
+  if (flags.localTargets && existsSync(flags.localTargets)) return scrapeSource({ targets: fileTargets(flags.localTargets) });
   const kube = defaultKubeconfig();
   if (kube) return openSource({ ...flags, kubeconfig: kube });
   throw new VizError(
     "VIZ_NO_SOURCE",
-    `no proxies to read: start the local mesh (tether local up writes ${LOCAL_TARGETS_FILE}), or pass --targets FILE, --kubeconfig PATH or --prometheus URL`,
+    `no proxies to read: start the local mesh${flags.localTargets ? ` (tether local up writes ${flags.localTargets})` : ""}, or pass --targets FILE, --kubeconfig PATH or --prometheus URL`,
   );
 }
 

@@ -21,6 +21,7 @@ import { scrapeSource } from "../../viz/sources.js";
 import { fileTargets } from "../../viz/targets.js";
 import { localLogger, type Logger } from "../log.js";
 import { LocalMesh } from "../mesh.js";
+import { targetsFile } from "../names.js";
 import { summarize, type CallRecord, type CallSummary } from "./echo.js";
 
 export const ECHO_PORT = 50051;
@@ -134,7 +135,7 @@ export async function startDemoMesh(options: DemoMeshOptions): Promise<DemoMesh>
     let dashboard: Awaited<ReturnType<typeof startDashboard>> | undefined;
     if (options.dashboardPort !== undefined) {
       dashboard = await startDashboard({
-        source: scrapeSource({ targets: fileTargets(join(options.stateDir, "targets.json")) }),
+        source: scrapeSource({ targets: fileTargets(targetsFile(options.stateDir)) }),
         port: options.dashboardPort,
         logger: (options.logger ?? localLogger("dashboard")) as never,
       });
