@@ -15,7 +15,7 @@ import { errorMessage } from "../core/errors.js";
 import { AgentCertificateProvider, mtlsChannelCredentials, mtlsChannelOptions } from "../identity/grpc-credentials.js";
 import { toDnsName } from "../identity/names.js";
 import type { Credentials } from "../identity/tls.js";
-import { startAdminServer, type AdminServer } from "./admin.js";
+import { startProxyAdmin, type AdminServer } from "./admin.js";
 import type { ProxyConfig } from "./config.js";
 import { DestinationCache } from "./destinations.js";
 import { InboundPolicyCache } from "./inbound-policies.js";
@@ -167,7 +167,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pro
     })();
     return draining;
   };
-  admin = await startAdminServer({
+  admin = await startProxyAdmin({
     host: config.adminHost,
     port: config.adminPort,
     registry: metrics.registry,

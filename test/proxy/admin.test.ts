@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startAdminServer } from "../../src/proxy/admin.js";
+import { startProxyAdmin } from "../../src/proxy/admin.js";
 import { createProxyMetrics } from "../../src/proxy/metrics.js";
 
 test("admin server: metrics, live, ready following the caller, shutdown by POST only", async (t) => {
@@ -8,7 +8,7 @@ test("admin server: metrics, live, ready following the caller, shutdown by POST 
   metrics.requests.inc({ direction: "inbound", authority: "web:80", peer_identity: "", dst_pod: "", tls: "true" });
   let reason: string | undefined = "no certificate";
   let shutdowns = 0;
-  const admin = await startAdminServer({
+  const admin = await startProxyAdmin({
     host: "127.0.0.1",
     port: 0,
     registry: metrics.registry,

@@ -1,12 +1,12 @@
 /**
- * A few fake proxies for the visibility tests: real admin servers (src/proxy/admin.ts) serving
+ * A few fake proxies for the visibility tests: real proxy admin servers (src/proxy/admin.ts) serving
  * real registries (createProxyMetrics), whose counters the test moves as a client -> 3 echo
  * replicas mesh would. Writes the targets file `tether local up` would write.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startAdminServer, type AdminServer } from "../../src/proxy/admin.js";
+import { startProxyAdmin, type AdminServer } from "../../src/proxy/admin.js";
 import { createProxyMetrics, type ProxyMetrics } from "../../src/proxy/metrics.js";
 import type { ProxyTarget } from "../../src/viz/targets.js";
 
@@ -36,7 +36,7 @@ export interface FakeMesh {
 async function fakeProxy(pod: string, workload: string, sa: string): Promise<FakeProxy> {
   const metrics = createProxyMetrics({ pod, namespace: NS, workload });
   metrics.certExpiry.set(Date.now() / 1000 + 20 * 3600);
-  const admin = await startAdminServer({ host: "127.0.0.1", port: 0, registry: metrics.registry, notReadyReason: () => undefined, shutdown: () => {} });
+  const admin = await startProxyAdmin({ host: "127.0.0.1", port: 0, registry: metrics.registry, notReadyReason: () => undefined, shutdown: () => {} });
   return { metrics, admin, target: { namespace: NS, pod, workload, identity: identityOf(sa), adminUrl: `http://127.0.0.1:${admin.port}` } };
 }
 
