@@ -5,6 +5,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { isErrorCode, type ErrorCode } from "../core/errors.js";
+import { hostPort } from "./address.js";
 import { DestinationService, type DestinationUpdate, type TcpAddress, type WeightedAddr } from "./index.js";
 
 export type DestinationClient = InstanceType<typeof DestinationService>;
@@ -117,9 +118,6 @@ export function watchDestination(
   };
 }
 
-export function endpointKey(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 /** The endpoint set as the updates so far describe it. */
 export class DestinationState {
@@ -132,10 +130,10 @@ export class DestinationState {
     switch (update.update) {
       case "add":
         this.exists = true;
-        for (const e of update.add.endpoints) this.endpoints.set(endpointKey(e.address, e.port), e);
+        for (const e of update.add.endpoints) this.endpoints.set(hostPort(e.address, e.port), e);
         break;
       case "remove":
-        for (const a of update.remove.addresses) this.endpoints.delete(endpointKey(a.address, a.port));
+        for (const a of update.remove.addresses) this.endpoints.delete(hostPort(a.address, a.port));
         break;
       case "noEndpoints":
         this.exists = update.noEndpoints.exists;

@@ -24,6 +24,13 @@ export const IDENTITY_PORT = 8080;
 export const DESTINATION_PORT = 8086;
 export const POLICY_PORT = 8090;
 export const WEBHOOK_PORT = 8443;
+/** Admin ports (/metrics, /ready, /live) of the control-plane processes. */
+export const IDENTITY_ADMIN_PORT = 9990;
+export const WEBHOOK_ADMIN_PORT = 9995;
+export const DESTINATION_ADMIN_PORT = 9996;
+
+/** The release: `tether --version`, the image tag, the proxy-version annotation (= package.json's). */
+export const TETHER_VERSION = "0.1.0";
 
 export const PROXY_CONTAINER_NAME = "tether-proxy";
 export const INIT_CONTAINER_NAME = "tether-init";

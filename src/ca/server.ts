@@ -22,6 +22,7 @@ import { FolderIssuerSource, type ReloadResult } from "./issuer-folder.js";
 import type { Issuer } from "./issuer.js";
 import { createCaMetrics, type CaMetrics } from "./metrics.js";
 import type { TokenValidator } from "./tokens.js";
+import { hostPort } from "../api/address.js";
 
 /** Requests are a token and a CSR: anything near this size is not a Certify request. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -175,7 +176,7 @@ export async function startIdentityCa(opts: IdentityCaOptions): Promise<Identity
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${opts.listen.host.includes(":") ? `[${opts.listen.host}]` : opts.listen.host}:${opts.listen.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(hostPort(opts.listen.host, opts.listen.port), credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
   } catch (err) {
     stopBackground();
@@ -216,7 +217,7 @@ export async function startIdentityCa(opts: IdentityCaOptions): Promise<Identity
   log.info({ port, adminPort, serverName }, "identity CA serving");
 
   return {
-    address: `${opts.listen.host}:${port}`,
+    address: hostPort(opts.listen.host, port),
     port,
     adminPort,
     serverName,

@@ -8,10 +8,11 @@ import { pino } from "pino";
 import { bootstrapCa, rotateIssuer } from "../ca/bootstrap.js";
 import { startIdentityCa } from "../ca/server.js";
 import { jwksTokenValidator, kubernetesTokenReviewApi, tokenReviewValidator, type TokenValidator } from "../ca/tokens.js";
-import { IDENTITY_PORT } from "../api/mesh.js";
+import { IDENTITY_ADMIN_PORT, IDENTITY_PORT } from "../api/mesh.js";
 import { systemClock } from "../core/clock.js";
 import { UsageError } from "../core/errors.js";
 import { DEFAULT_TRUST_DOMAIN, validateTrustDomain } from "../identity/names.js";
+import { splitHostPort } from "../api/address.js";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -24,10 +25,10 @@ export function parseDuration(text: string): number {
   return parts.reduce((sum, p) => sum + Number(p[1]) * UNITS[p[2]!]!, 0);
 }
 
-function hostPort(text: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(text);
-  if (!m) throw new UsageError("CLI_BAD_ADDRESS", `"${text}" is not HOST:PORT`);
-  return { host: m[1]!.replace(/^\[|\]$/g, "") || "0.0.0.0", port: Number(m[2]) };
+function listenAddress(text: string): { host: string; port: number } {
+  const address = splitHostPort(text);
+  if (!address) throw new UsageError("CLI_BAD_ADDRESS", `"${text}" is not HOST:PORT`);
+  return { host: address.host || "0.0.0.0", port: address.port };
 }
 
 interface ServeOptions {
@@ -62,7 +63,7 @@ export function registerCaCommands(program: Command): void {
     .option("--anchors <file>", "trust-anchor PEM bundle (default: ca.crt in the issuer folder)")
     .option("--trust-domain <domain>", "trust domain", DEFAULT_TRUST_DOMAIN)
     .option("--listen <host:port>", "gRPC listen address", `0.0.0.0:${IDENTITY_PORT}`)
-    .option("--admin-port <port>", "admin HTTP port (/metrics, /ready, /live)", "9990")
+    .option("--admin-port <port>", "admin HTTP port (/metrics, /ready, /live)", String(IDENTITY_ADMIN_PORT))
     .option("--lifetime <duration>", "workload certificate lifetime", "24h")
     .option("--clock-skew <duration>", "notBefore backdating allowance", "20s")
     .option("--token-mode <mode>", "token validation: tokenreview (Kubernetes API) or jwks (offline)", "tokenreview")
@@ -80,7 +81,7 @@ export function registerCaCommands(program: Command): void {
         lifetimeMs: parseDuration(opts.lifetime),
         clockSkewMs: parseDuration(opts.clockSkew),
         tokenValidator: await tokenValidatorFrom(opts),
-        listen: hostPort(opts.listen),
+        listen: listenAddress(opts.listen),
         adminPort: Number(opts.adminPort),
         clock: systemClock,
         logger,

@@ -3,47 +3,22 @@
  * `tether diagnostics endpoints SVC[:PORT]` prints what discovery answers for an address.
  */
 import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import { isIP, type AddressInfo } from "node:net";
+import { isIP } from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { pino } from "pino";
-import { Registry } from "prom-client";
-import { DESTINATION_PORT } from "../api/mesh.js";
+import { hostPort } from "../api/address.js";
+import { DESTINATION_ADMIN_PORT, DESTINATION_PORT } from "../api/mesh.js";
 import type { WeightedAddr } from "../api/index.js";
-import {
-  createDestinationClient,
-  destinationErrorCode,
-  DestinationState,
-  endpointKey,
-  watchDestination,
-} from "../api/destination-client.js";
-import { openCluster } from "../cluster/index.js";
-import { DestinationPathError } from "../discovery/path.js";
-import { DEFAULT_CLUSTER_DOMAIN, startDestinationServer } from "../discovery/server.js";
-import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
+import { createDestinationClient, destinationErrorCode, DestinationState, watchDestination } from "../api/destination-client.js";
+import { startControlPlane, type ServingCredentials } from "../controlplane/index.js";
 import { UsageError } from "../core/errors.js";
+import { DestinationPathError } from "../discovery/path.js";
+import { DEFAULT_CLUSTER_DOMAIN } from "../discovery/server.js";
+import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
+import { DEFAULT_SETTINGS } from "../policy/compile.js";
 import { CommandError, RemoteRefusalError } from "./errors.js";
-
-/** Admin port of tether-destination (/metrics, /ready, /live). */
-export const DESTINATION_ADMIN_PORT = 9996;
-
-function portOption(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${text} is not a port (0-65535)`);
-  return n;
-}
-
-function msOption(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${text} is not a positive number of milliseconds`);
-  return n;
-}
-
-/** `sub` under `parent`, created once however many areas add commands to it. */
-function group(parent: Command, name: string, description: string): Command {
-  return parent.commands.find((c) => c.name() === name) ?? parent.command(name).description(description);
-}
+import { commandGroup, portOption, untilSignal, wholeNumberOption } from "./options.js";
 
 /**
  * Turns what a user types into a Destination path: `web`, `web.shop`, `web.shop.svc`, a full
@@ -64,7 +39,7 @@ export function destinationPathFor(arg: string, namespace: string, clusterDomain
     }
   }
   if (!/^\d+$/.test(port)) throw new DestinationPathError("DISCOVERY_BAD_PORT", `${JSON.stringify(arg)}: port ${JSON.stringify(port)} is not a number`);
-  if (isIP(host)) return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  if (isIP(host)) return hostPort(host, Number(port));
   const labels = host.replace(/\.$/, "").split(".");
   const domain = `svc.${clusterDomain}`;
   if (labels.length === 1) return `${labels[0]}.${namespace}.${domain}:${port}`;
@@ -110,32 +85,11 @@ function clientCredentials(opts: { caFile?: string; certFile?: string; keyFile?:
   );
 }
 
-function serverCredentials(opts: { tlsCert?: string; tlsKey?: string; clientCa?: string }): grpc.ServerCredentials | undefined {
-  if (!opts.tlsCert && !opts.tlsKey) return undefined;
+/** The TLS flags as the control plane's serving credentials. */
+function servingCredentials(opts: { tlsCert?: string; tlsKey?: string; clientCa?: string }): ServingCredentials {
+  if (!opts.tlsCert && !opts.tlsKey) return { kind: "plaintext" };
   if (!opts.tlsCert || !opts.tlsKey) throw new UsageError("DISCOVERY_TLS_CONFIG", "--tls-cert and --tls-key go together; give both or neither");
-  return grpc.ServerCredentials.createSsl(
-    opts.clientCa ? readFileSync(opts.clientCa) : null,
-    [{ cert_chain: readFileSync(opts.tlsCert), private_key: readFileSync(opts.tlsKey) }],
-    Boolean(opts.clientCa),
-  );
-}
-
-function startAdmin(port: number, registry: Registry, ready: () => boolean): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.url === "/metrics") {
-      registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
-        () => res.writeHead(500).end(),
-      );
-    } else if (req.url === "/ready") {
-      res.writeHead(ready() ? 200 : 503).end(ready() ? "ready\n" : "not ready\n");
-    } else if (req.url === "/live") {
-      res.writeHead(200).end("live\n");
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  return new Promise((resolve, reject) => server.once("error", reject).listen(port, () => resolve(server)));
+  return { kind: "files", certFile: opts.tlsCert, keyFile: opts.tlsKey, ...(opts.clientCa ? { clientCaFile: opts.clientCa } : {}) };
 }
 
 interface ServeOptions {
@@ -153,45 +107,21 @@ interface ServeOptions {
 }
 
 async function serve(opts: ServeOptions): Promise<void> {
-  // Each part binds its own `component` (destination, cluster).
-  const logger = pino({ level: opts.logLevel });
-  if (opts.clusterDir && opts.kubeconfig) {
-    throw new UsageError("DISCOVERY_CLUSTER_SOURCE", "give --cluster-dir or --kubeconfig, not both (neither: in-cluster config)");
-  }
-  const credentials = serverCredentials(opts);
-  if (!credentials) logger.child({ component: "destination" }).warn("serving without TLS; pass --tls-cert/--tls-key (and --client-ca for mTLS) outside development");
-  const registry = new Registry();
-  const cluster = await openCluster({
-    dir: opts.clusterDir,
-    kubeconfig: opts.kubeconfig,
-    inCluster: !opts.clusterDir && !opts.kubeconfig,
-    logger,
-    registry,
-  });
-  await cluster.ready();
-  let ready = false;
-  const admin = await startAdmin(opts.adminPort, registry, () => ready);
-  const server = await startDestinationServer({
-    cluster,
-    listen: `${opts.host}:${opts.port}`,
-    clusterDomain: opts.clusterDomain,
+  const controlPlane = await startControlPlane({
+    cluster: { dir: opts.clusterDir, kubeconfig: opts.kubeconfig },
+    host: opts.host,
+    destinationPort: opts.port,
+    adminPort: opts.adminPort,
     trustDomain: opts.trustDomain,
-    logger,
-    serverCredentials: credentials,
-    registry,
+    clusterDomain: opts.clusterDomain,
+    defaultInboundPolicy: DEFAULT_SETTINGS.clusterDefault,
+    clusterNetworks: DEFAULT_SETTINGS.clusterNetworks,
+    credentials: servingCredentials(opts),
+    logger: pino({ level: opts.logLevel }),
   });
-  ready = true;
-  const adminPort = (admin.address() as AddressInfo).port;
-  console.log(`tether-destination listening on ${server.address} (admin :${adminPort})`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
-  });
-  ready = false;
-  await server.close();
-  admin.close();
-  await cluster.close();
+  console.log(`tether-destination listening on ${controlPlane.destinationAddress} (admin :${controlPlane.adminPort})`);
+  await untilSignal();
+  await controlPlane.close();
 }
 
 interface EndpointsOptions {
@@ -239,7 +169,7 @@ async function endpoints(arg: string, opts: EndpointsOptions): Promise<void> {
         // --watch: one line per change.
         for (const key of before) if (!state.endpoints.has(key)) console.log(`- ${key}`);
         for (const e of update.update === "add" ? update.add.endpoints : []) {
-          const key = endpointKey(e.address, e.port);
+          const key = hostPort(e.address, e.port);
           console.log(`${before.has(key) ? "~" : "+"} ${key} ${e.labels.pod ?? ""} ${e.identity || "(not meshed)"}`);
         }
         if (update.update === "noEndpoints") console.log(describeEmpty(path, update.noEndpoints.exists));
@@ -258,7 +188,7 @@ async function endpoints(arg: string, opts: EndpointsOptions): Promise<void> {
 }
 
 export function registerDiscoveryCommands(program: Command): void {
-  group(program, "destination", "the Destination API (tether-destination)")
+  commandGroup(program, "destination", "the Destination API (tether-destination)")
     .command("serve")
     .description("serve tether.destination.v1.Destination/Get from cluster state")
     .option("--cluster-dir <dir>", "read cluster state from a folder of YAML manifests")
@@ -274,14 +204,14 @@ export function registerDiscoveryCommands(program: Command): void {
     .option("--log-level <level>", "pino log level", "info")
     .action((opts: ServeOptions) => serve(opts));
 
-  group(program, "diagnostics", "look inside a running mesh")
+  commandGroup(program, "diagnostics", "look inside a running mesh")
     .command("endpoints")
     .argument("<svc>", "SERVICE[.NAMESPACE[.svc[.DOMAIN]]][:PORT] or IP[:PORT] (port default 80)")
     .description("print what discovery returns for an address, with each endpoint's identity")
     .option("--destination <addr>", "tether-destination address", `127.0.0.1:${DESTINATION_PORT}`)
     .option("-n, --namespace <ns>", "namespace of a short Service name", "default")
     .option("--cluster-domain <domain>", "the cluster's DNS domain", DEFAULT_CLUSTER_DOMAIN)
-    .option("--timeout <ms>", "give up after this long without an answer", msOption, 5000)
+    .option("--timeout <ms>", "give up after this long without an answer", wholeNumberOption(), 5000)
     .option("-w, --watch", "keep printing changes")
     .option("--json", "print JSON instead of a table")
     .option("--ca-file <file>", "connect with TLS, trusting these anchors")

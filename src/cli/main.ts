@@ -3,12 +3,13 @@
  * only the file of the command being run is loaded (src/cli/commands.ts).
  */
 import { Command } from "commander";
+import { TETHER_VERSION } from "../api/mesh.js";
 import { registerCommands } from "./commands.js";
 
 const program = new Command("tether")
   .description("tether: a security-first service mesh for Kubernetes")
   .showHelpAfterError()
-  .version("0.1.0");
+  .version(TETHER_VERSION);
 
 try {
   await registerCommands(program, process.argv.slice(2));

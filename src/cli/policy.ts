@@ -4,44 +4,22 @@
  * `tether authz POD[:PORT]` prints a pod port's effective policy: which rules allow whom.
  */
 import { readFileSync } from "node:fs";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import { parseAllDocuments } from "yaml";
 import { pino } from "pino";
 import type { Pod } from "kubernetes-types/core/v1.js";
 import { DEFAULT_INBOUND_POLICIES, POLICY_PORT, type DefaultInboundPolicy } from "../api/mesh.js";
 import type { ClusterState } from "../cluster/types.js";
 import { openCluster } from "../cluster/index.js";
-import { checkCidr, validatePolicyResource } from "../cluster/policy-validation.js";
-import { DEFAULT_TRUST_DOMAIN, validateTrustDomain } from "../identity/names.js";
+import { validatePolicyResource } from "../cluster/policy-validation.js";
+import { startControlPlane } from "../controlplane/index.js";
+import { DEFAULT_CLUSTER_DOMAIN } from "../discovery/server.js";
+import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
 import { UsageError } from "../core/errors.js";
 import { compileInboundServer, DEFAULT_SETTINGS, effectiveDefault, serversFor, type PolicySettings } from "../policy/compile.js";
 import { desiredStatuses } from "../policy/status.js";
 import { explainInboundServer } from "../policy/explain.js";
-import { startPolicyServer } from "../policy/server.js";
-
-function portOption(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${text} is not a port (0-65535)`);
-  return n;
-}
-
-function networksOption(text: string): string[] {
-  const cidrs = text.split(",").map((s) => s.trim()).filter(Boolean);
-  for (const c of cidrs) {
-    const r = checkCidr(c);
-    if (typeof r === "string") throw new InvalidArgumentError(r);
-  }
-  return cidrs;
-}
-
-function trustDomainOption(text: string): string {
-  try {
-    validateTrustDomain(text);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-  return text;
-}
+import { networksOption, portOption, trustDomainOption, untilSignal } from "./options.js";
 
 interface ClusterSourceOptions {
   clusterDir?: string;
@@ -63,9 +41,6 @@ function addClusterOptions(cmd: Command): Command {
 }
 
 async function clusterFrom(opts: ClusterSourceOptions, logger: pino.Logger): Promise<ClusterState> {
-  if (opts.clusterDir && opts.kubeconfig) {
-    throw new UsageError("POLICY_CLUSTER_SOURCE", "give --cluster-dir or --kubeconfig, not both (neither: in-cluster config)");
-  }
   const cluster = await openCluster({ dir: opts.clusterDir, kubeconfig: opts.kubeconfig, inCluster: !opts.clusterDir && !opts.kubeconfig, logger });
   await cluster.ready();
   return cluster;
@@ -75,18 +50,22 @@ function settingsFrom(opts: ClusterSourceOptions): PolicySettings {
   return { clusterDefault: opts.defaultInboundPolicy, clusterNetworks: opts.clusterNetworks, trustDomain: opts.trustDomain };
 }
 
-async function serve(opts: ClusterSourceOptions & { host: string; port: number; logLevel: string }): Promise<void> {
-  const logger = pino({ level: opts.logLevel });
-  const cluster = await clusterFrom(opts, logger.child({ component: "cluster" }));
-  logger.warn({ component: "policy" }, "serving without TLS; the control plane wires mTLS credentials in");
-  const server = await startPolicyServer({ cluster, listen: `${opts.host}:${opts.port}`, ...settingsFrom(opts), logger });
-  console.log(`tether policy listening on ${server.address} (default inbound policy ${opts.defaultInboundPolicy})`);
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", resolve);
-    process.once("SIGINT", resolve);
+async function serve(opts: ClusterSourceOptions & { host: string; port: number; adminPort: number; logLevel: string }): Promise<void> {
+  const controlPlane = await startControlPlane({
+    cluster: { dir: opts.clusterDir, kubeconfig: opts.kubeconfig },
+    host: opts.host,
+    policyPort: opts.port,
+    adminPort: opts.adminPort,
+    trustDomain: opts.trustDomain,
+    clusterDomain: DEFAULT_CLUSTER_DOMAIN,
+    defaultInboundPolicy: opts.defaultInboundPolicy,
+    clusterNetworks: opts.clusterNetworks,
+    credentials: { kind: "plaintext" },
+    logger: pino({ level: opts.logLevel }),
   });
-  await server.close();
-  await cluster.close();
+  console.log(`tether policy listening on ${controlPlane.policyAddress} (default inbound policy ${opts.defaultInboundPolicy})`);
+  await untilSignal();
+  await controlPlane.close();
 }
 
 function table(rows: string[][]): string {
@@ -166,6 +145,7 @@ export function registerPolicyCommands(program: Command): void {
   addClusterOptions(policy.command("serve").description(`serve InboundPolicies/WatchPort (default port ${POLICY_PORT})`))
     .option("--host <host>", "address to listen on", "0.0.0.0")
     .option("--port <port>", "gRPC port", portOption, POLICY_PORT)
+    .option("--admin-port <port>", "admin port (/metrics, /ready, /live); 0: a free one", portOption, 0)
     .option("--log-level <level>", "pino log level", "info")
     .action((opts) => serve(opts));
   policy

@@ -6,7 +6,7 @@
 import type { Namespace, Pod, Service, ServicePort } from "kubernetes-types/core/v1.js";
 import type { EndpointSlice } from "kubernetes-types/discovery/v1.js";
 import type { WeightedAddr } from "../api/index.js";
-import { endpointKey } from "../api/destination-client.js";
+import { hostPort } from "../api/address.js";
 import { OPAQUE_PORTS_ANNOTATION, PROXY_CONTAINER_NAME } from "../api/mesh.js";
 import { toDnsName, workloadIdentity } from "../identity/names.js";
 import { errorMessage } from "../core/errors.js";
@@ -126,7 +126,7 @@ function isTerminal(pod: Pod): boolean {
 export function podSnapshot(pod: Pod | undefined, ip: string, port: number, lookups: Lookups): Snapshot {
   if (!pod || isTerminal(pod)) return NOT_FOUND;
   const endpoint = podEndpoint(pod, ip, port, lookups);
-  return { exists: true, endpoints: endpoint ? new Map([[endpointKey(ip, port), endpoint]]) : new Map() };
+  return { exists: true, endpoints: endpoint ? new Map([[hostPort(ip, port), endpoint]]) : new Map() };
 }
 
 export function isHeadless(service: Service): boolean {
@@ -189,7 +189,7 @@ export function serviceSnapshot(query: ServiceQuery, lookups: Lookups): Snapshot
       if (query.hostname !== undefined && ep.hostname !== query.hostname) continue;
       const address = ep.addresses?.[0];
       if (!address) continue;
-      const key = endpointKey(address, targetPort);
+      const key = hostPort(address, targetPort);
       if (endpoints.has(key)) continue;
       const endpoint = sliceEndpoint(ep.targetRef, serviceNs, address, targetPort, lookups);
       if (!endpoint) continue;

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Namespace, Pod as KubePod, Service, ServiceAccount } from "kubernetes-types/core/v1.js";
 import { stringify } from "yaml";
-import { PROXY_ADMIN_PORT, PROXY_CONTAINER_NAME, PROXY_UNCONTAINED_NODE_OPTIONS, PROXY_UID, IDENTITY_PORT, DESTINATION_PORT, POLICY_PORT } from "../api/mesh.js";
+import { PROXY_ADMIN_PORT, PROXY_CONTAINER_NAME, PROXY_UNCONTAINED_NODE_OPTIONS, PROXY_UID, IDENTITY_PORT, DESTINATION_PORT, POLICY_PORT, IDENTITY_ADMIN_PORT, DESTINATION_ADMIN_PORT } from "../api/mesh.js";
 import { bootstrapCa, rotateIssuer, type BootstrapPaths } from "../ca/bootstrap.js";
 import { endpointSlicesFor } from "../discovery/slice-controller.js";
 import { LocalMeshError } from "./errors.js";
@@ -26,8 +26,6 @@ const TETHER_BIN = resolve(fileURLToPath(new URL("../../bin/tether.mjs", import.
 /** Defined (true) by scripts/build.mjs in the compiled CLI. */
 declare const TETHER_BUNDLED: boolean | undefined;
 const TRUST_DOMAIN = "cluster.local";
-const CA_ADMIN_PORT = 9990;
-const CONTROLLER_ADMIN_PORT = 9996;
 
 export interface LocalMeshOptions {
   stateDir: string;
@@ -199,7 +197,7 @@ export class LocalMesh {
         "--issuer-dir", this.pki.issuerDir,
         "--anchors", this.pki.anchorsPath,
         "--listen", `${gw}:${IDENTITY_PORT}`,
-        "--admin-port", String(CA_ADMIN_PORT),
+        "--admin-port", String(IDENTITY_ADMIN_PORT),
         "--lifetime", this.options.certLifetime ?? "24h",
         "--token-mode", "jwks",
         "--jwks-file", join(this.dataDir, "pki", "jwks.json"),
@@ -215,7 +213,7 @@ export class LocalMesh {
         node, TETHER_BIN, "controller", "serve",
         "--cluster-dir", this.clusterDir,
         "--host", gw,
-        "--admin-port", String(CONTROLLER_ADMIN_PORT),
+        "--admin-port", String(DESTINATION_ADMIN_PORT),
         "--identity-addr", this.identityAddr,
         "--token-file", tokenFile,
         "--trust-anchors", this.pki.anchorsPath,
@@ -224,7 +222,7 @@ export class LocalMesh {
       ],
       { logName: "controller", logGroup: "control-plane" },
     );
-    await waitFor("the controller ready", () => httpOk(`http://${gw}:${CONTROLLER_ADMIN_PORT}/ready`), 60_000);
+    await waitFor("the controller ready", () => httpOk(`http://${gw}:${DESTINATION_ADMIN_PORT}/ready`), 60_000);
     this.log.info({ identity: this.identityAddr }, "control plane ready");
   }
 

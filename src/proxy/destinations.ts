@@ -4,6 +4,7 @@
  * is unreachable the last known endpoint set keeps serving.
  */
 import { EventEmitter } from "node:events";
+import { hostPort } from "../api/address.js";
 import type { DestinationUpdate, WeightedAddr } from "../api/index.js";
 import type { BackoffOptions } from "../core/backoff.js";
 import type { Clock, TimerHandle } from "../core/clock.js";
@@ -27,13 +28,9 @@ export interface Endpoint {
  */
 export type TargetState = "pending" | "resolved" | "no-endpoints" | "not-found";
 
-export function endpointKey(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 function toEndpoint(addr: WeightedAddr): Endpoint {
   return {
-    key: endpointKey(addr.address, addr.port),
+    key: hostPort(addr.address, addr.port),
     address: addr.address,
     port: addr.port,
     weight: addr.weight || 1,
@@ -69,7 +66,7 @@ export class DestinationTarget extends EventEmitter {
         this.state = "resolved";
         break;
       case "remove":
-        for (const addr of update.remove.addresses) this.endpoints.delete(endpointKey(addr.address, addr.port));
+        for (const addr of update.remove.addresses) this.endpoints.delete(hostPort(addr.address, addr.port));
         this.state = "resolved";
         break;
       case "noEndpoints":

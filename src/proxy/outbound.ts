@@ -8,11 +8,12 @@
 import http from "node:http";
 import net from "node:net";
 import type { Logger } from "pino";
+import { hostPort } from "../api/address.js";
 import type { Clock } from "../core/clock.js";
 import { errorMessage } from "../core/errors.js";
 import { createBalancer, type Balancer } from "./balance/index.js";
 import { detectProtocol } from "./detect.js";
-import { DestinationCache, endpointKey, type DestinationTarget, type Endpoint } from "./destinations.js";
+import { DestinationCache, type DestinationTarget, type Endpoint } from "./destinations.js";
 import { UpstreamError } from "./forward/errors.js";
 import { forwardH1, forwardUpgrade, H1AgentPool, type H1Upstream } from "./forward/h1.js";
 import { forwardH2, type H2Upstream } from "./forward/h2.js";
@@ -153,7 +154,7 @@ export class OutboundProxy extends ProxySide<BalancedTarget> {
       socket.destroy();
       return;
     }
-    const path = endpointKey(original.address, original.port);
+    const path = hostPort(original.address, original.port);
     const target = this.acquire(path);
     socket.once("close", () => this.release(target));
     const state = await target.dst.whenResolved(options.clock, options.controlPlaneWaitMs);

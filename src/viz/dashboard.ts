@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { History, snapshotOf } from "./snapshot.js";
 import type { WindowSource } from "./sources.js";
+import { hostPort } from "../api/address.js";
 
 export interface DashboardOptions {
   source: WindowSource;
@@ -126,7 +127,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   tick();
 
   return {
-    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/`,
+    url: `http://${hostPort(host, port)}/`,
     port,
     pollNow,
     async close() {

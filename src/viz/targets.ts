@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { PROXY_ADMIN_PORT } from "../api/mesh.js";
 import { kubeRequest, statusMessage } from "../cluster/kube-http.js";
 import { DEFAULT_TRUST_DOMAIN, toDnsName, workloadIdentity } from "../identity/names.js";
 import { VizError } from "./errors.js";
@@ -102,7 +103,6 @@ interface PodJson {
 }
 
 export const PROXY_CONTAINER = "tether-proxy";
-export const ADMIN_PORT = 4191;
 
 /** The workload a pod belongs to: its Deployment (ReplicaSet name minus the template hash), else its owner, else itself. */
 export function podWorkload(pod: PodJson): string {
@@ -138,7 +138,7 @@ export function kubernetesTargets(kc: KubeConfig, options: { namespace?: string;
           pod,
           workload: podWorkload(p),
           identity: toDnsName(workloadIdentity(sa, namespace, options.trustDomain ?? DEFAULT_TRUST_DOMAIN)),
-          adminUrl: `kubernetes:/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}:${ADMIN_PORT}/proxy`,
+          adminUrl: `kubernetes:/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}:${PROXY_ADMIN_PORT}/proxy`,
         };
       });
     },

@@ -28,6 +28,7 @@ import {
   SKIP_INBOUND_PORTS_ANNOTATION,
   SKIP_OUTBOUND_PORTS_ANNOTATION,
   type DefaultInboundPolicy,
+  TETHER_VERSION,
 } from "../api/mesh.js";
 import { pointer, type PatchOperation } from "./json-patch.js";
 import { formatPortRanges, inRanges, parsePortRanges, type PortRange } from "./ports.js";
@@ -43,7 +44,6 @@ import {
   PROXY_MEMORY_LIMIT_ANNOTATION,
   PROXY_MEMORY_REQUEST_ANNOTATION,
   PROXY_VERSION_ANNOTATION,
-  TETHER_VERSION,
   TOKEN_DIR,
   TOKEN_FILE,
   TOKEN_VOLUME,

@@ -16,7 +16,6 @@ import type { InjectionSettings } from "./settings.js";
 
 /** kube-apiserver caps objects at about 1.5 MiB; a review carries object and oldObject. */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
-export const WEBHOOK_ADMIN_PORT = 9995;
 
 export interface WebhookServerOptions {
   settings: InjectionSettings;

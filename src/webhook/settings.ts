@@ -4,9 +4,8 @@
  * settings into the injector's Deployment, so the manifests and the injector agree.
  */
 import { DEFAULT_TRUST_DOMAIN, CONTROL_PLANE_NAMESPACE } from "../identity/names.js";
-import { DESTINATION_PORT, IDENTITY_PORT, POLICY_PORT, type DefaultInboundPolicy } from "../api/mesh.js";
+import { DESTINATION_PORT, IDENTITY_PORT, POLICY_PORT, TETHER_VERSION, type DefaultInboundPolicy } from "../api/mesh.js";
 
-export const TETHER_VERSION = "0.1.0";
 export const DEFAULT_IMAGE = `ghcr.io/tether-mesh/tether:${TETHER_VERSION}`;
 
 /** Annotation the injector writes on every pod it injects (its value is the proxy version). */

@@ -7,8 +7,8 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { stringify } from "yaml";
-import { defaultInjectionSettings, TETHER_VERSION } from "../../webhook/settings.js";
-import type { DefaultInboundPolicy } from "../../api/mesh.js";
+import { defaultInjectionSettings } from "../../webhook/settings.js";
+import { TETHER_VERSION, type DefaultInboundPolicy } from "../../api/mesh.js";
 import { defaultInstallSettings, renderInstall, type InstallSettings } from "./render.js";
 import { crdFiles } from "./manifests.js";
 

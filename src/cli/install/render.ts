@@ -14,7 +14,20 @@ import type { IBundle } from "@kubernetes-models/cert-manager/trust.cert-manager
 // kubernetes-types' webhook rule type lacks `resources`; kubernetes-models has the full one.
 import type { IMutatingWebhookConfiguration } from "kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration";
 import type { IValidatingWebhookConfiguration } from "kubernetes-models/admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration";
-import { DESTINATION_PORT, IDENTITY_PORT, INJECT_LABEL, POLICY_PORT, WEBHOOK_PORT, IDENTITY_SERVICE_ACCOUNT, DESTINATION_SERVICE_ACCOUNT, INJECTOR_SERVICE_ACCOUNT } from "../../api/mesh.js";
+import {
+  DESTINATION_ADMIN_PORT,
+  DESTINATION_PORT,
+  DESTINATION_SERVICE_ACCOUNT,
+  IDENTITY_ADMIN_PORT,
+  IDENTITY_PORT,
+  IDENTITY_SERVICE_ACCOUNT,
+  INJECT_LABEL,
+  INJECTOR_SERVICE_ACCOUNT,
+  POLICY_PORT,
+  TETHER_VERSION,
+  WEBHOOK_ADMIN_PORT,
+  WEBHOOK_PORT,
+} from "../../api/mesh.js";
 import { TOKEN_AUDIENCE } from "../../identity/names.js";
 import {
   ANCHORS_DIR,
@@ -25,10 +38,8 @@ import {
   TOKEN_VOLUME,
   TRUST_ANCHORS_CONFIGMAP,
   TRUST_ANCHORS_KEY,
-  TETHER_VERSION,
   type InjectionSettings,
 } from "../../webhook/settings.js";
-import { WEBHOOK_ADMIN_PORT } from "../../webhook/server.js";
 
 export interface InstallSettings {
   injection: InjectionSettings;
@@ -70,8 +81,6 @@ export interface RenderedObject {
 }
 
 /** Admin (metrics/probes) ports: the defaults of `tether ca serve` and of the destination controller. */
-export const IDENTITY_ADMIN_PORT = 9990;
-export const DESTINATION_ADMIN_PORT = 9996;
 export const CONTROL_PLANE_UID = 65532;
 export const IDENTITY_ISSUER_SECRET = "tether-identity-issuer";
 export const TRUST_ANCHOR_SECRET = "tether-trust-anchor";
