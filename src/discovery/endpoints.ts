@@ -10,7 +10,7 @@ import { hostPort } from "../api/address.js";
 import { OPAQUE_PORTS_ANNOTATION, PROXY_CONTAINER_NAME } from "../api/mesh.js";
 import { toDnsName, workloadIdentity } from "../identity/names.js";
 import { errorMessage } from "../core/errors.js";
-import { parsePortSet, portSetHas } from "./opaque-ports.js";
+import { listProblem, namedContainerPorts, parsePortList, portSet } from "../api/ports.js";
 
 /** Every endpoint gets the same weight; the proxy's balancer decides by latency. */
 export const DEFAULT_WEIGHT = 10_000;
@@ -44,38 +44,28 @@ export function isMeshed(pod: Pod): boolean {
   );
 }
 
-/** Names the pod's containers give to `port`, for annotations that list port names. */
-function containerPortNames(pod: Pod | undefined, port: number): string[] {
-  const names: string[] = [];
-  for (const c of pod?.spec?.containers ?? []) {
-    for (const p of c.ports ?? []) if (p.containerPort === port && p.name) names.push(p.name);
-  }
-  return names;
-}
-
 function annotationHasPort(
   annotations: Record<string, string> | undefined,
   port: number,
-  names: readonly string[],
+  namedPorts: ReadonlyMap<string, number>,
   where: string,
   lookups: Lookups,
 ): boolean | undefined {
   const text = annotations?.[OPAQUE_PORTS_ANNOTATION];
   if (text === undefined) return undefined;
-  const set = parsePortSet(text);
-  if (set.invalid.length > 0) {
-    lookups.report("bad_annotation", `${where}: ${OPAQUE_PORTS_ANNOTATION} entries ignored: ${set.invalid.join(", ")}`);
-  }
-  return portSetHas(set, port, names);
+  const list = parsePortList(text);
+  const problem = listProblem(list);
+  if (problem) lookups.report("bad_annotation", `${where}: ${OPAQUE_PORTS_ANNOTATION} entries ignored: ${problem}`);
+  return portSet(list, namedPorts).has(port);
 }
 
 /** The pod's own annotation wins over its namespace's, as in the injector (webhook/inject.ts). */
 function podPortIsOpaque(pod: Pod, port: number, lookups: Lookups): boolean {
   const ns = pod.metadata?.namespace ?? "default";
-  const names = containerPortNames(pod, port);
-  const own = annotationHasPort(pod.metadata?.annotations, port, names, `pod ${ns}/${pod.metadata?.name}`, lookups);
+  const named = namedContainerPorts(pod.spec?.containers);
+  const own = annotationHasPort(pod.metadata?.annotations, port, named, `pod ${ns}/${pod.metadata?.name}`, lookups);
   if (own !== undefined) return own;
-  return annotationHasPort(lookups.namespace(ns)?.metadata?.annotations, port, names, `namespace ${ns}`, lookups) ?? false;
+  return annotationHasPort(lookups.namespace(ns)?.metadata?.annotations, port, named, `namespace ${ns}`, lookups) ?? false;
 }
 
 /** Labels for metrics and diagnostics: pod, namespace, service account and the owning workload. */
@@ -170,7 +160,7 @@ export function serviceSnapshot(query: ServiceQuery, lookups: Lookups): Snapshot
   const serviceNs = service.metadata?.namespace ?? "default";
   const serviceName = service.metadata?.name ?? "";
   const serviceOpaque =
-    annotationHasPort(service.metadata?.annotations, port, servicePort?.name ? [servicePort.name] : [], `service ${serviceNs}/${serviceName}`, lookups) ??
+    annotationHasPort(service.metadata?.annotations, port, new Map(servicePort?.name ? [[servicePort.name, port]] : []), `service ${serviceNs}/${serviceName}`, lookups) ??
     false;
 
   const endpoints = new Map<string, WeightedAddr>();

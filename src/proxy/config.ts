@@ -3,6 +3,7 @@
  * Parsing is pure: `readProxyConfig(env)` returns the settings or throws a ProxyConfigError
  * naming every variable that is missing or malformed.
  */
+import { numericListProblem, parsePortList, portSet, type PortList, type PortSet } from "../api/ports.js";
 import { TetherError, type CodeOf } from "../core/errors.js";
 import { DEFAULT_TRUST_DOMAIN, workloadIdentity, type WorkloadIdentity } from "../identity/names.js";
 import {
@@ -41,7 +42,7 @@ export interface ProxyConfig {
   adminHost: string;
   /** Container ports whose policy is watched from start-up (readiness waits for them). */
   inboundPorts: number[];
-  opaquePorts: Set<number>;
+  opaquePorts: PortSet;
   balancer: BalancerName;
   /** Detection timeout: a client that sends nothing for this long is treated as opaque TCP. */
   detectTimeoutMs: number;
@@ -74,20 +75,6 @@ export const ENV = {
   logLevel: "TETHER_LOG_LEVEL",
 } as const;
 
-/** "8080,9000-9002" -> [8080, 9000, 9001, 9002]; throws on anything else. */
-export function parsePortList(text: string): number[] {
-  const ports: number[] = [];
-  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const range = /^(\d+)(?:-(\d+))?$/.exec(part);
-    const low = range ? Number(range[1]) : NaN;
-    const high = range?.[2] !== undefined ? Number(range[2]) : low;
-    if (!range || low < 1 || high > 65535 || high < low || high - low > 1024) {
-      throw new Error(`${JSON.stringify(part)} is not a port or port range (1-65535, e.g. 8080 or 9000-9010)`);
-    }
-    for (let p = low; p <= high; p++) ports.push(p);
-  }
-  return ports;
-}
 
 /** "web-7d4b9c8f6-x2x9z" -> "web": strips the ReplicaSet hash and pod suffix when present. */
 export function workloadFromPodName(pod: string): string {
@@ -109,13 +96,18 @@ export function readProxyConfig(env: Record<string, string | undefined>): ProxyC
     if (!Number.isInteger(n) || n < 0 || n > 65535) problems.push(`${name}=${raw} is not a port number`);
     return n;
   };
-  const ports = (name: string): number[] => {
-    try {
-      return parsePortList(env[name] ?? "");
-    } catch (err) {
-      problems.push(`${name}: ${(err as Error).message}`);
-      return [];
-    }
+  // The injector writes numbers only (it resolves container port names itself).
+  const portList = (name: string): PortList => {
+    const list = parsePortList(env[name] ?? "");
+    const problem = numericListProblem(list);
+    if (problem) problems.push(`${name}: ${problem}`);
+    return list;
+  };
+  /** The ports whose policy is watched from start-up: single ports (one per container port). */
+  const singlePorts = (name: string): number[] => {
+    const { ranges } = portList(name);
+    if (ranges.some((r) => r.low !== r.high)) problems.push(`${name}: lists container ports, one by one, not ranges`);
+    return ranges.map((r) => r.low);
   };
   const millis = (name: string, fallback: number): number => {
     const raw = env[name];
@@ -147,8 +139,8 @@ export function readProxyConfig(env: Record<string, string | undefined>): ProxyC
     outboundPort: port(ENV.outboundPort, PROXY_OUTBOUND_PORT),
     adminPort: port(ENV.adminPort, PROXY_ADMIN_PORT),
     adminHost: env[ENV.adminHost]?.trim() || "0.0.0.0",
-    inboundPorts: ports(ENV.inboundPorts),
-    opaquePorts: new Set(ports(ENV.opaquePorts)),
+    inboundPorts: singlePorts(ENV.inboundPorts),
+    opaquePorts: portSet(portList(ENV.opaquePorts)),
     balancer,
     detectTimeoutMs: millis(ENV.detectTimeoutMs, 1000),
     controlPlaneWaitMs: millis(ENV.controlPlaneWaitMs, 3000),

@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import { authorize, type ConnectionFacts, type Decision } from "../api/inbound-policy.js";
 import type { InboundServer } from "../api/index.js";
 import { CLIENT_ID_HEADER } from "../api/mesh.js";
+import type { PortSet } from "../api/ports.js";
 import type { Clock } from "../core/clock.js";
 import { errorMessage } from "../core/errors.js";
 import { toDnsName } from "../identity/names.js";
@@ -42,7 +43,7 @@ export interface InboundOptions {
   clock: Clock;
   /** Where the application listens (localhost in a pod). */
   appHost: string;
-  opaquePorts: ReadonlySet<number>;
+  opaquePorts: PortSet;
   detectTimeoutMs: number;
   controlPlaneWaitMs: number;
   /** Where the client meant to go: SO_ORIGINAL_DST in production, a mapping in loopback tests. */

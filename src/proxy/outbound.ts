@@ -9,6 +9,7 @@ import http from "node:http";
 import net from "node:net";
 import type { Logger } from "pino";
 import { hostPort } from "../api/address.js";
+import type { PortSet } from "../api/ports.js";
 import type { Clock } from "../core/clock.js";
 import { errorMessage } from "../core/errors.js";
 import { createBalancer, type Balancer } from "./balance/index.js";
@@ -37,7 +38,7 @@ export interface OutboundOptions {
   metrics: ProxyMetrics;
   logger: Logger;
   clock: Clock;
-  opaquePorts: ReadonlySet<number>;
+  opaquePorts: PortSet;
   detectTimeoutMs: number;
   /** How long a connection waits for discovery's first answer before it is refused. */
   controlPlaneWaitMs: number;

@@ -31,7 +31,7 @@ import {
   TETHER_VERSION,
 } from "../api/mesh.js";
 import { pointer, type PatchOperation } from "./json-patch.js";
-import { formatPortRanges, inRanges, parsePortRanges, type PortRange } from "./ports.js";
+import { formatPortRanges, inRanges, listProblem, namedContainerPorts, numericListProblem, parsePortList, type PortRange } from "../api/ports.js";
 import {
   ANCHORS_DIR,
   ANCHORS_FILE,
@@ -142,14 +142,19 @@ function bad(name: string, on: string, value: string, why: string): InjectionErr
   );
 }
 
-function portsConfig(input: InjectionInput, name: string): PortRange[] {
+/**
+ * A port-list annotation as ranges. Names of the pod's container ports are allowed where the
+ * ports are the pod's own (opaque-ports) and resolved here, so the proxy gets numbers only; a
+ * name no container declares names no port, as in discovery.
+ */
+function portsConfig(input: InjectionInput, name: string, names: "container-port-names" | "numbers-only"): PortRange[] {
   const c = config(input, name);
   if (!c) return [];
-  try {
-    return parsePortRanges(c.value);
-  } catch (err) {
-    throw bad(name, c.on, c.value, (err as Error).message);
-  }
+  const list = parsePortList(c.value);
+  const problem = names === "container-port-names" ? listProblem(list) : numericListProblem(list);
+  if (problem) throw bad(name, c.on, c.value, problem);
+  const named = namedContainerPorts(input.pod.spec?.containers);
+  return [...list.ranges, ...list.names.flatMap((n) => (named.has(n) ? [{ low: named.get(n)!, high: named.get(n)! }] : []))];
 }
 
 function quantityConfig(input: InjectionInput, name: string, fallback: string): string {
@@ -251,7 +256,7 @@ function proxyEnv(input: InjectionInput, spec: PodSpec, skippedInbound: PortRang
     { name: "TETHER_DESTINATION_ADDR", value: addr.destination },
     { name: "TETHER_POLICY_ADDR", value: addr.policy },
     { name: "TETHER_INBOUND_PORTS", value: inboundPorts(spec, skippedInbound) },
-    { name: "TETHER_OPAQUE_PORTS", value: formatPortRanges(portsConfig(input, OPAQUE_PORTS_ANNOTATION)) },
+    { name: "TETHER_OPAQUE_PORTS", value: formatPortRanges(portsConfig(input, OPAQUE_PORTS_ANNOTATION, "container-port-names")) },
     { name: "TETHER_DEFAULT_INBOUND_POLICY", value: policy },
     { name: "TETHER_LOG_LEVEL", value: choiceConfig(input, PROXY_LOG_LEVEL_ANNOTATION, LOG_LEVELS, s.proxyLogLevel) },
     // V8 flags for the proxy's footprint; through the environment, so the image's entrypoint
@@ -384,8 +389,8 @@ export function planInjection(input: InjectionInput): InjectionResult {
   } catch (err) {
     throw new InjectionError("INJECT_BAD_SERVICE_ACCOUNT", `${(err as Error).message}; run the pod under another service account or opt it out with ${INJECT_ANNOTATION}: disabled`);
   }
-  const skippedInbound = portsConfig(input, SKIP_INBOUND_PORTS_ANNOTATION);
-  const skippedOutbound = portsConfig(input, SKIP_OUTBOUND_PORTS_ANNOTATION);
+  const skippedInbound = portsConfig(input, SKIP_INBOUND_PORTS_ANNOTATION, "numbers-only");
+  const skippedOutbound = portsConfig(input, SKIP_OUTBOUND_PORTS_ANNOTATION, "numbers-only");
 
   const ops: PatchOperation[] = [];
   if (!pod.metadata) ops.push({ op: "add", path: "/metadata", value: {} });

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parsePortList, readProxyConfig, ProxyConfigError } from "../../src/proxy/config.js";
+import { readProxyConfig, ProxyConfigError } from "../../src/proxy/config.js";
 
 const base = {
   TETHER_POD_NAME: "web-1",
@@ -13,12 +13,13 @@ const base = {
 };
 
 test("reads a complete environment with defaults", () => {
-  const config = readProxyConfig({ ...base, TETHER_INBOUND_PORTS: "8080,9000-9002", TETHER_OPAQUE_PORTS: "5432" });
+  const config = readProxyConfig({ ...base, TETHER_INBOUND_PORTS: "8080,9000", TETHER_OPAQUE_PORTS: "5432,9000-12000" });
   assert.deepEqual(config.identity, { serviceAccount: "web", namespace: "shop", trustDomain: "cluster.local" });
   assert.equal(config.identityServerName.serviceAccount, "tether-identity");
   assert.equal(config.controllerServerName.namespace, "tether");
-  assert.deepEqual(config.inboundPorts, [8080, 9000, 9001, 9002]);
-  assert.ok(config.opaquePorts.has(5432));
+  assert.deepEqual(config.inboundPorts, [8080, 9000]);
+  for (const port of [5432, 9000, 12000]) assert.ok(config.opaquePorts.has(port));
+  assert.ok(!config.opaquePorts.has(8080));
   assert.equal(config.inboundPort, 4143);
   assert.equal(config.outboundPort, 4140);
   assert.equal(config.adminPort, 4191);
@@ -44,11 +45,13 @@ test("an invalid service account name is refused", () => {
   assert.throws(() => readProxyConfig({ ...base, TETHER_SERVICE_ACCOUNT: "Bad.Name" }), /DNS-1123/);
 });
 
-test("port lists", () => {
-  assert.deepEqual(parsePortList(""), []);
-  assert.deepEqual(parsePortList(" 80 , 443 "), [80, 443]);
-  assert.throws(() => parsePortList("0"));
-  assert.throws(() => parsePortList("10-5"));
-  assert.throws(() => parsePortList("http"));
-  assert.throws(() => parsePortList("1-60000"), /port range/);
+test("port lists: the opaque ports take the shared grammar's numbers, the inbound ports single ports", () => {
+  const refused = (env: Record<string, string>, pattern: RegExp) =>
+    assert.throws(() => readProxyConfig({ ...base, ...env }), (err: unknown) => err instanceof ProxyConfigError && pattern.test(err.message));
+  assert.deepEqual(readProxyConfig({ ...base, TETHER_INBOUND_PORTS: " 80 , 443 " }).inboundPorts, [80, 443]);
+  assert.deepEqual(readProxyConfig(base).inboundPorts, []);
+  refused({ TETHER_OPAQUE_PORTS: "0" }, /TETHER_OPAQUE_PORTS: "0" is not a port/);
+  refused({ TETHER_OPAQUE_PORTS: "10-5" }, /TETHER_OPAQUE_PORTS: "10-5"/);
+  refused({ TETHER_OPAQUE_PORTS: "http" }, /TETHER_OPAQUE_PORTS: "http"/);
+  refused({ TETHER_INBOUND_PORTS: "9000-9002" }, /TETHER_INBOUND_PORTS: lists container ports, one by one/);
 });

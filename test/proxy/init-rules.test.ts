@@ -124,7 +124,7 @@ for (const [name, fn, code] of refused) {
 test("empty port lists and spaces are accepted", () => {
   assert.deepEqual(parsePorts(""), []);
   assert.deepEqual(parsePorts(" 80 ,443"), [
-    { from: 80, to: 80 },
-    { from: 443, to: 443 },
+    { low: 80, high: 80 },
+    { low: 443, high: 443 },
   ]);
 });

@@ -6,14 +6,10 @@
  */
 import { TetherError, type CodeOf } from "../../core/errors.js";
 import { PROXY_ADMIN_PORT, PROXY_INBOUND_PORT, PROXY_OUTBOUND_PORT, PROXY_UID } from "../../api/mesh.js";
+import { numericListProblem, parsePortList, type PortRange } from "../../api/ports.js";
 
 export const INBOUND_CHAIN = "TETHER_INBOUND";
 export const OUTBOUND_CHAIN = "TETHER_OUTPUT";
-
-export interface PortRange {
-  from: number;
-  to: number;
-}
 
 export interface InitConfig {
   inboundPort: number;
@@ -50,24 +46,12 @@ export type Step =
 
 export class InitConfigError extends TetherError<CodeOf<"InitConfigError">> {}
 
-/** Parses "22,8000-8100" (the config.tether.io/skip-*-ports annotation format). */
+/** Parses "22,8000-8100" (the config.tether.io/skip-*-ports annotation grammar, numbers only). */
 export function parsePorts(text: string): PortRange[] {
-  const out: PortRange[] = [];
-  for (const raw of text.split(",")) {
-    const part = raw.trim();
-    if (part === "") continue;
-    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
-    const from = m ? Number(m[1]) : NaN;
-    const to = m?.[2] !== undefined ? Number(m[2]) : from;
-    if (!m || from < 1 || to > 65535 || from > to) {
-      throw new InitConfigError(
-        "INIT_BAD_PORTS",
-        `bad port or range "${part}" in "${text}": use comma-separated ports 1-65535 or ranges like 8000-8100`,
-      );
-    }
-    out.push({ from, to });
-  }
-  return out;
+  const list = parsePortList(text);
+  const problem = numericListProblem(list);
+  if (problem) throw new InitConfigError("INIT_BAD_PORTS", `bad ports "${text}": ${problem}; use comma-separated ports 1-65535 or ranges like 8000-8100`);
+  return list.ranges;
 }
 
 function checkPort(name: string, port: number): void {
@@ -97,13 +81,13 @@ function portGroups(ranges: PortRange[]): string[] {
   let current: string[] = [];
   let slots = 0;
   for (const r of ranges) {
-    const cost = r.from === r.to ? 1 : 2;
+    const cost = r.low === r.high ? 1 : 2;
     if (slots + cost > 15) {
       groups.push(current.join(","));
       current = [];
       slots = 0;
     }
-    current.push(r.from === r.to ? `${r.from}` : `${r.from}:${r.to}`);
+    current.push(r.low === r.high ? `${r.low}` : `${r.low}:${r.high}`);
     slots += cost;
   }
   if (current.length > 0) groups.push(current.join(","));
