@@ -9,7 +9,7 @@ import { parseAllDocuments } from "yaml";
 import { pino } from "pino";
 import type { Pod } from "kubernetes-types/core/v1.js";
 import { DEFAULT_INBOUND_POLICIES, POLICY_PORT, type DefaultInboundPolicy } from "../api/mesh.js";
-import type { ClusterState } from "../cluster/types.js";
+import { POLICY_KINDS, type ClusterState } from "../cluster/types.js";
 import { openCluster } from "../cluster/index.js";
 import { validatePolicyResource } from "../cluster/policy-validation.js";
 import { startControlPlane } from "../controlplane/index.js";
@@ -129,7 +129,7 @@ function validate(files: string[]): void {
       const obj = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
       if (!obj) continue;
       const where = `${file}:${doc.range ? text.slice(0, doc.range[0]).split("\n").length : 1} ${obj.kind ?? "?"}/${obj.metadata?.name ?? "?"}`;
-      if (!["Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication", "HTTPRoute", "GRPCRoute"].includes(obj.kind ?? "")) continue;
+      if (!(POLICY_KINDS as readonly string[]).includes(obj.kind ?? "")) continue;
       const { errors, warnings } = validatePolicyResource(obj);
       for (const e of errors) console.log(`${where}: error: ${e.field ? `${e.field}: ` : ""}${e.message}`);
       for (const w of warnings) console.log(`${where}: warning: ${w}`);

@@ -4,7 +4,7 @@
  * The policy controller reports these errors in status conditions and the admission webhook refuses
  * the object with them, so both say the same thing. Errors name the field (`spec.networks[1].cidr`).
  */
-import { BlockList, isIP } from "node:net";
+import { cidrProblem, cidrWithin, parseCidr, type Cidr } from "../core/ip.js";
 
 export interface ValidationIssue {
   field: string;
@@ -151,21 +151,10 @@ function validateSelector(c: Collector, sel: unknown, field: string): void {
   });
 }
 
-/** Checks a CIDR; returns its family and prefix when valid. */
-export function checkCidr(text: unknown): { family: 4 | 6; address: string; prefix: number } | string {
+/** Checks a CIDR (the grammar of core/ip.ts, which the proxy evaluates); the CIDR, or why not. */
+export function checkCidr(text: unknown): Cidr | string {
   if (typeof text !== "string" || text === "") return "must be a CIDR such as 10.0.0.0/8 or fd00::/8";
-  const slash = text.indexOf("/");
-  const address = slash >= 0 ? text.slice(0, slash) : text;
-  const family = isIP(address);
-  if (family !== 4 && family !== 6) return `${JSON.stringify(text)} is not an IPv4 or IPv6 CIDR (e.g. 10.0.0.0/8, fd00::/8)`;
-  const max = family === 4 ? 32 : 128;
-  let prefix = max;
-  if (slash >= 0) {
-    const len = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(len) || Number(len) > max) return `${JSON.stringify(text)} has an invalid prefix length (0-${max} for IPv${family})`;
-    prefix = Number(len);
-  }
-  return { family, address, prefix };
+  return parseCidr(text) ?? cidrProblem(text)!;
 }
 
 function validateNetworks(c: Collector, spec: Obj): void {
@@ -183,9 +172,7 @@ function validateNetworks(c: Collector, spec: Obj): void {
       if (typeof ex === "string") return c.error(ef, ex);
       if (typeof cidr === "string") return;
       if (ex.family !== cidr.family) return c.error(ef, `${String(e)} is IPv${ex.family} but the network ${String(n.cidr)} is IPv${cidr.family}`);
-      const within = new BlockList();
-      within.addSubnet(cidr.address, cidr.prefix, `ipv${cidr.family}`);
-      if (ex.prefix < cidr.prefix || !within.check(ex.address, `ipv${ex.family}`)) {
+      if (!cidrWithin(ex, cidr)) {
         c.error(ef, `${String(e)} is not inside ${String(n.cidr)}; an exception must narrow its network`);
       }
     });

@@ -30,20 +30,15 @@ export interface ResourceTypes {
 
 export type ResourceKind = keyof ResourceTypes;
 
-export const RESOURCE_KINDS: readonly ResourceKind[] = [
-  "Namespace",
-  "Pod",
-  "Service",
-  "EndpointSlice",
-  "ServiceAccount",
-  "Secret",
-  "Server",
-  "AuthorizationPolicy",
-  "MeshTLSAuthentication",
-  "NetworkAuthentication",
-  "HTTPRoute",
-  "GRPCRoute",
-];
+/** The policy.tether.io kinds (the CRDs in deploy/crds). */
+export const POLICY_RESOURCE_KINDS = ["Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication"] as const;
+/** The Gateway API routes tether reads (those whose parentRef is a Server). */
+export const ROUTE_KINDS = ["HTTPRoute", "GRPCRoute"] as const;
+/** Every kind the policy controller compiles from, validates and reports status on. */
+export const POLICY_KINDS = [...POLICY_RESOURCE_KINDS, ...ROUTE_KINDS] as const;
+export type PolicyKind = (typeof POLICY_KINDS)[number];
+
+export const RESOURCE_KINDS: readonly ResourceKind[] = ["Namespace", "Pod", "Service", "EndpointSlice", "ServiceAccount", "Secret", ...POLICY_KINDS];
 
 /** Where each kind lives in the Kubernetes API. */
 export const RESOURCE_API: Record<ResourceKind, { group: string; version: string; plural: string; namespaced: boolean }> = {

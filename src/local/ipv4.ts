@@ -1,7 +1,9 @@
 /**
  * IPv4 arithmetic and address allocation for the local mesh. Pure: no I/O, so the allocator and
- * the overlap checks are tested as tables.
+ * the overlap checks are tested as tables. Addresses and CIDRs are read with the one grammar of
+ * src/core/ip.ts; the local mesh takes IPv4 only, with an explicit prefix and no host bits.
  */
+import { parseCidr as parseIpCidr, parseIp } from "../core/ip.js";
 import { LocalMeshError } from "./errors.js";
 
 export interface Cidr {
@@ -11,11 +13,9 @@ export interface Cidr {
 }
 
 export function parseIpv4(text: string): number {
-  const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)) {
-    throw new LocalMeshError("LOCAL_BAD_CIDR", `"${text}" is not an IPv4 address (expected a.b.c.d)`);
-  }
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
+  const ip = text.includes(":") || text.includes("/") ? undefined : parseIp(text);
+  if (!ip?.v4) throw new LocalMeshError("LOCAL_BAD_CIDR", `"${text}" is not an IPv4 address (expected a.b.c.d)`);
+  return ip.w[3];
 }
 
 export function formatIpv4(value: number): string {
@@ -27,12 +27,12 @@ function mask(prefix: number): number {
 }
 
 export function parseCidr(text: string): Cidr {
-  const [addr, len, ...rest] = text.split("/");
-  const prefix = Number(len);
-  if (addr === undefined || len === undefined || rest.length > 0 || !/^[0-9]{1,2}$/.test(len) || prefix > 32) {
+  const parsed = text.includes("/") ? parseIpCidr(text) : undefined;
+  if (!parsed || parsed.family !== 4) {
     throw new LocalMeshError("LOCAL_BAD_CIDR", `"${text}" is not an IPv4 CIDR (expected a.b.c.d/len, e.g. 10.247.0.0/16)`);
   }
-  const ip = parseIpv4(addr);
+  const { prefix } = parsed;
+  const ip = parsed.w[3];
   const base = (ip & mask(prefix)) >>> 0;
   if (base !== ip) {
     throw new LocalMeshError("LOCAL_BAD_CIDR", `"${text}" has host bits set; did you mean ${formatIpv4(base)}/${prefix}?`);

@@ -9,11 +9,11 @@ import type { Container, PodTemplateSpec } from "kubernetes-types/core/v1.js";
 import { INJECT_ANNOTATION, INJECT_LABEL } from "../api/mesh.js";
 import type { LocalFolderCluster } from "../cluster/local.js";
 import type { ManifestObject } from "../cluster/manifests.js";
+import { POLICY_KINDS } from "../cluster/types.js";
 import { errorMessage } from "../core/errors.js";
 import type { Logger } from "./log.js";
 import { LocalMesh, type PodSpec } from "./mesh.js";
 
-const PUBLISHED_KINDS = ["Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication", "HTTPRoute", "GRPCRoute"] as const;
 
 /** The pods a folder asks for: Deployment replicas and plain Pods. Pure. */
 export function desiredPods(objects: readonly ManifestObject[], meshedNamespaces: ReadonlySet<string>, bin: string[]): PodSpec[] {
@@ -61,7 +61,7 @@ export class FolderReconciler {
   start(): Promise<void> {
     const kick = () => void this.reconcile();
     this.unsubscribe.push(this.folder.watchManifests(kick));
-    for (const kind of ["Namespace", "Service", "Pod", ...PUBLISHED_KINDS] as const) this.unsubscribe.push(this.folder.watch(kind, kick));
+    for (const kind of ["Namespace", "Service", "Pod", ...POLICY_KINDS] as const) this.unsubscribe.push(this.folder.watch(kind, kick));
     return this.reconcile();
   }
 
@@ -94,7 +94,7 @@ export class FolderReconciler {
       if (on) meshed.add(ns.metadata!.name!);
       await mesh.ensureNamespace(ns.metadata!.name!, on);
     }
-    for (const kind of PUBLISHED_KINDS) for (const object of folder.list(kind)) await mesh.applyObject(object as never);
+    for (const kind of POLICY_KINDS) for (const object of folder.list(kind)) await mesh.applyObject(object as never);
     for (const service of folder.list("Service")) {
       const name = service.metadata?.name ?? "";
       const namespace = service.metadata?.namespace ?? "default";

@@ -19,7 +19,7 @@ import type { Authorization, InboundServer, ProxyProtocol, Route, RouteMatch } f
 import { DEFAULT_INBOUND_POLICIES, DEFAULT_INBOUND_POLICY_ANNOTATION, type DefaultInboundPolicy } from "../api/mesh.js";
 import type { GRPCRoute, HTTPRoute, ProxyProtocolName, Server } from "../cluster/policy-resources.js";
 import { validatePolicyResource } from "../cluster/policy-validation.js";
-import { selectorMatches } from "./selector.js";
+import { selectorMatches } from "../cluster/selector.js";
 import {
   byAge,
   invalidity,

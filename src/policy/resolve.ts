@@ -22,15 +22,6 @@ import { toDnsName, workloadIdentity } from "../identity/names.js";
 /** What compile and status read: the cache of a ClusterState. */
 export type PolicySnapshot = Pick<ClusterState, "list" | "get">;
 
-export type PolicyKind = "Server" | "AuthorizationPolicy" | "MeshTLSAuthentication" | "NetworkAuthentication" | "HTTPRoute" | "GRPCRoute";
-export const POLICY_KINDS: readonly PolicyKind[] = [
-  "Server",
-  "AuthorizationPolicy",
-  "MeshTLSAuthentication",
-  "NetworkAuthentication",
-  "HTTPRoute",
-  "GRPCRoute",
-];
 
 export interface Problem {
   reason: string;

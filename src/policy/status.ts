@@ -5,7 +5,8 @@
  * should be, `withTransitionTimes` keeps lastTransitionTime stable when a condition did not change.
  */
 import type { Condition, ParentRef } from "../cluster/policy-resources.js";
-import { invalidity, meshTlsIdentities, nameOf, namespaceOf, POLICY_KINDS, refsServer, resolvePolicy, resolveTarget, type PolicyKind, type PolicySnapshot, type Problem } from "./resolve.js";
+import { POLICY_KINDS, type PolicyKind } from "../cluster/types.js";
+import { invalidity, meshTlsIdentities, nameOf, namespaceOf, refsServer, resolvePolicy, resolveTarget, type PolicySnapshot, type Problem } from "./resolve.js";
 
 export const CONTROLLER_NAME = "policy.tether.io/controller";
 

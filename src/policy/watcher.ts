@@ -7,12 +7,11 @@
  */
 import type { Logger } from "pino";
 import type { InboundServer } from "../api/index.js";
-import type { ClusterState, ResourceKind, Unsubscribe } from "../cluster/types.js";
+import { POLICY_KINDS, type ClusterState, type ResourceKind, type Unsubscribe } from "../cluster/types.js";
 import { systemClock, type Clock, type TimerHandle } from "../core/clock.js";
 import { errorMessage } from "../core/errors.js";
 import { CompileCache, compileInboundServer, type PolicySettings } from "./compile.js";
 import type { PolicyMetrics } from "./metrics.js";
-import { POLICY_KINDS } from "./resolve.js";
 import { desiredStatuses, withTransitionTimes } from "./status.js";
 
 export type PolicyListener = (server: InboundServer) => void;

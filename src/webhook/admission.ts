@@ -7,9 +7,10 @@ import type { Namespace, Pod } from "kubernetes-types/core/v1.js";
 import type { LabelSelector } from "kubernetes-types/meta/v1.js";
 import { errorCode, errorMessage } from "../core/errors.js";
 import { validatePolicyResource, POLICY_GROUP, GATEWAY_GROUP } from "../cluster/policy-validation.js";
+import { POLICY_RESOURCE_KINDS, ROUTE_KINDS } from "../cluster/types.js";
 import { planInjection, InjectionError } from "./inject.js";
 import type { InjectionSettings } from "./settings.js";
-import { selectorMatches } from "./selector.js";
+import { selectorMatches } from "../cluster/selector.js";
 
 export const ADMISSION_API_VERSION = "admission.k8s.io/v1";
 
@@ -135,8 +136,6 @@ export async function reviewInjection(request: AdmissionRequest, settings: Injec
   }
 }
 
-const POLICY_KINDS = ["Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication"];
-const ROUTE_KINDS = ["HTTPRoute", "GRPCRoute"];
 
 function attachesToServer(route: Record<string, unknown>): boolean {
   const spec = route.spec;
@@ -169,8 +168,8 @@ async function serverPortWarnings(server: Record<string, unknown>, namespace: st
 export async function reviewPolicy(request: AdmissionRequest, lookup: ClusterLookup): Promise<Reviewed> {
   const uid = request.uid;
   const { group, kind } = request.kind;
-  const isPolicy = group === POLICY_GROUP && POLICY_KINDS.includes(kind);
-  const isRoute = group === GATEWAY_GROUP && ROUTE_KINDS.includes(kind);
+  const isPolicy = group === POLICY_GROUP && (POLICY_RESOURCE_KINDS as readonly string[]).includes(kind);
+  const isRoute = group === GATEWAY_GROUP && (ROUTE_KINDS as readonly string[]).includes(kind);
   if (!isPolicy && !isRoute) {
     return deny(uid, 400, `the tether policy validator does not handle ${group || "core"}/${kind}; fix the rules of the ValidatingWebhookConfiguration`, "wrong-kind");
   }

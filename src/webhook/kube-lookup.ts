@@ -11,7 +11,7 @@ import { ClusterError } from "../cluster/errors.js";
 import { RESOURCE_API } from "../cluster/types.js";
 import type { Clock } from "../core/clock.js";
 import type { ClusterLookup } from "./admission.js";
-import { selectorToQuery } from "./selector.js";
+import { selectorToQuery } from "../cluster/selector.js";
 
 export function kubeLookup(kc: KubeConfig, clock: Clock, cacheMs = 5_000): ClusterLookup {
   const cache = new Map<string, { at: number; ns: Namespace | undefined }>();

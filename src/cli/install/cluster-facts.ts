@@ -3,16 +3,12 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { kubeRequest, statusMessage } from "../../cluster/kube-http.js";
 import { errorMessage } from "../../core/errors.js";
 import { INIT_CONTAINER_NAME, INJECT_LABEL, PROXY_ADMIN_PORT, PROXY_CONTAINER_NAME } from "../../api/mesh.js";
+import { POLICY_RESOURCE_KINDS, RESOURCE_API } from "../../cluster/types.js";
 import { CONTROL_PLANE_NS_LABEL, TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY } from "../../webhook/settings.js";
 import type { ClusterFacts, MeshedPodFacts } from "./checks.js";
 import { IDENTITY_ISSUER_SECRET, INJECTOR_TLS_SECRET, MUTATING_WEBHOOK, VALIDATING_WEBHOOK } from "./render.js";
 
-export const POLICY_CRDS = [
-  { kind: "Server", plural: "servers" },
-  { kind: "AuthorizationPolicy", plural: "authorizationpolicies" },
-  { kind: "MeshTLSAuthentication", plural: "meshtlsauthentications" },
-  { kind: "NetworkAuthentication", plural: "networkauthentications" },
-];
+export const POLICY_CRDS = POLICY_RESOURCE_KINDS.map((kind) => ({ kind, plural: RESOURCE_API[kind].plural }));
 
 const DEPLOYMENTS = ["tether-identity", "tether-destination", "tether-injector"];
 const CERT_METRIC = "tether_proxy_identity_cert_expiration_timestamp_seconds";
