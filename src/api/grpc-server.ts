@@ -1,7 +1,8 @@
 /**
- * The lifecycle the control plane's streaming gRPC servers share: bind (insecure only when no
- * credentials are given, i.e. in tests) and a shutdown that ends open streams with OK, so proxies
- * re-subscribe to another replica, then waits briefly for in-flight calls.
+ * The lifecycle every control-plane gRPC server shares: bind (insecure only when no credentials
+ * are given, i.e. in tests and development), and a shutdown that lets in-flight calls finish for
+ * a moment before forcing; streaming servers first end their open streams with OK, so proxies
+ * re-subscribe to another replica.
  */
 import * as grpc from "@grpc/grpc-js";
 
@@ -34,7 +35,12 @@ export function streamingServerCloser(server: grpc.Server, streams: Iterable<{ e
 /** Ends every open stream with OK, then shuts down (forced after `graceMs`). */
 async function shutdownStreaming(server: grpc.Server, streams: Iterable<{ end(): void }>, graceMs = 2000): Promise<void> {
   for (const call of [...streams]) call.end();
-  await new Promise<void>((resolve) => {
+  await shutdownServer(server, graceMs);
+}
+
+/** Stops accepting calls, waits for in-flight ones, and forces the rest after `graceMs`. */
+export function shutdownServer(server: grpc.Server, graceMs = 2000): Promise<void> {
+  return new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       server.forceShutdown();
       resolve();

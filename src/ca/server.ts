@@ -4,16 +4,17 @@
  * certificate is issued from its issuer for its own identity and re-issued when the issuer
  * changes or the certificate reaches 70% of its lifetime.
  */
-import { createServer, type Server as HttpServer } from "node:http";
 import { generateKeyPairSync } from "node:crypto";
-import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { pino, type Logger } from "pino";
+import { hostPort } from "../api/address.js";
+import { startAdminServer, type AdminServer } from "../api/admin-server.js";
+import { bindServer, shutdownServer, type BoundServer } from "../api/grpc-server.js";
 import { IdentityService, toTimestamp, type CertifyRequest, type CertifyResponse } from "../api/index.js";
 import { IDENTITY_SERVICE_ACCOUNT } from "../api/mesh.js";
 import type { Clock, TimerHandle } from "../core/clock.js";
 import { errorCode, errorMessage } from "../core/errors.js";
-import { CONTROL_PLANE_NAMESPACE, toDnsName, workloadIdentity } from "../identity/names.js";
+import { CONTROL_PLANE_NAMESPACE, toDnsName, workloadIdentity, type WorkloadIdentity } from "../identity/names.js";
 import { pemEncode, readSpki } from "../identity/pkix.js";
 import { readOnly } from "../identity/der.js";
 import { Certifier } from "./certify.js";
@@ -22,7 +23,6 @@ import { FolderIssuerSource, type ReloadResult } from "./issuer-folder.js";
 import type { Issuer } from "./issuer.js";
 import { createCaMetrics, type CaMetrics } from "./metrics.js";
 import type { TokenValidator } from "./tokens.js";
-import { hostPort } from "../api/address.js";
 
 /** Requests are a token and a CSR: anything near this size is not a Certify request. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -88,6 +88,83 @@ const RESULT_OF_STATUS = {
   INVALID_ARGUMENT: { result: "invalid_argument", code: grpc.status.INVALID_ARGUMENT },
 } as const;
 
+/**
+ * The CA's own serving certificate: a fresh key, signed by the issuer in service for the CA's
+ * identity; re-issued at 70% of its lifetime and whenever a new issuer comes into service.
+ */
+function servingCertificate(certifier: Certifier, self: WorkloadIdentity, clock: Clock) {
+  const provider = new ServingCertificate();
+  let timer: TimerHandle | undefined;
+  const issue = (): void => {
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const spki = publicKey.export({ format: "der", type: "spki" });
+    const issued = certifier.issue(self, spki, readSpki(readOnly(spki)).keyBits);
+    provider.set({
+      certificate: Buffer.from([issued.leafDer, ...issued.chainDer].map((d) => pemEncode("CERTIFICATE", d)).join("")),
+      privateKey: privateKey.export({ format: "pem", type: "pkcs8" }) as Buffer,
+    });
+    if (timer) clock.clearTimeout(timer);
+    // Capped below node's 2^31-1 ms timer limit; an early re-issue is harmless.
+    timer = clock.setTimeout(issue, Math.min(2 ** 31 - 1, Math.max(1000, (issued.validUntil - clock.now()) * 0.7)));
+  };
+  issue();
+  return {
+    credentials: grpc.experimental.createCertificateProviderServerCredentials(provider, null, false),
+    reissue: issue,
+    stop: () => timer && clock.clearTimeout(timer),
+  };
+}
+
+/** Certify: each outcome counted and timed; refusals answered with their gRPC status and code. */
+function certifyHandler(certifier: Certifier, metrics: CaMetrics, log: Logger) {
+  return (call: grpc.ServerUnaryCall<CertifyRequest, CertifyResponse>, callback: grpc.sendUnaryData<CertifyResponse>) => {
+    const started = process.hrtime.bigint();
+    const finish = (result: string): void => {
+      metrics.issuances.inc({ result });
+      metrics.latency.observe({ result }, Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    const req = call.request;
+    certifier
+      .certify({ identity: req.identity, token: req.token, csrDer: req.certificateSigningRequest })
+      .then((issued) => {
+        finish("issued");
+        callback(null, { leafCertificate: issued.leafDer, intermediateCertificates: issued.chainDer, validUntil: toTimestamp(issued.validUntil) });
+      })
+      .catch((err: unknown) => {
+        if (err instanceof CertifyError) {
+          const { result, code } = RESULT_OF_STATUS[err.status];
+          finish(result);
+          log.info({ code: err.code, identity: String(req.identity).slice(0, 300), peer: call.getPeer() }, `certify refused: ${err.message}`);
+          callback({ code, details: `${err.code}: ${err.message}` });
+          return;
+        }
+        finish("internal");
+        log.error({ code: errorCode(err), err: errorMessage(err) }, "certify failed");
+        callback({ code: grpc.status.INTERNAL, details: "INTERNAL: the CA failed to issue; see its logs" });
+      });
+  };
+}
+
+/** Reports each issuer reload (metrics, log) and, on a new issuer, calls `inService`. */
+function followIssuer(source: FolderIssuerSource, metrics: CaMetrics, log: Logger, issuerDir: string, inService: () => void): void {
+  const record = (issuer: Issuer): void => {
+    metrics.issuerExpiry.set(issuer.notAfter / 1000);
+    metrics.anchorExpiry.set(issuer.anchorsNotAfter / 1000);
+  };
+  record(source.current());
+  source.on("reload", (outcome: ReloadResult) => {
+    if (outcome.result === "success") {
+      metrics.reloads.inc({ result: "success", reason: "" });
+      record(outcome.issuer);
+      log.info({ issuer: outcome.issuer.subject, notAfter: new Date(outcome.issuer.notAfter).toISOString() }, "new issuer in service");
+      inService();
+    } else if (outcome.result === "error") {
+      metrics.reloads.inc({ result: "error", reason: outcome.code });
+      log.error({ code: outcome.code, reason: outcome.message, issuerDir }, "new issuer refused; the previous issuer stays in service");
+    }
+  });
+}
+
 export async function startIdentityCa(opts: IdentityCaOptions): Promise<IdentityCa> {
   const log = (opts.logger ?? pino({ level: "silent" })).child({ component: "identity" });
   const metrics = createCaMetrics({ processMetrics: opts.processMetrics });
@@ -101,125 +178,40 @@ export async function startIdentityCa(opts: IdentityCaOptions): Promise<Identity
     clock: opts.clock,
   });
   const self = workloadIdentity(IDENTITY_SERVICE_ACCOUNT, CONTROL_PLANE_NAMESPACE, opts.trustDomain);
-  const serverName = toDnsName(self);
-
-  const recordIssuer = (issuer: Issuer): void => {
-    metrics.issuerExpiry.set(issuer.notAfter / 1000);
-    metrics.anchorExpiry.set(issuer.anchorsNotAfter / 1000);
-  };
-  recordIssuer(source.current());
+  const serving = servingCertificate(certifier, self, opts.clock);
+  followIssuer(source, metrics, log, opts.issuerDir, serving.reissue);
   log.info({ issuer: source.current().subject, notAfter: new Date(source.current().notAfter).toISOString(), tokenMode: opts.tokenValidator.mode }, "issuer loaded");
 
-  // The CA's own certificate: a fresh key, signed by the issuer in service.
-  const serving = new ServingCertificate();
-  let servingTimer: TimerHandle | undefined;
-  const issueServing = (): void => {
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const spki = publicKey.export({ format: "der", type: "spki" });
-    const issued = certifier.issue(self, spki, readSpki(readOnly(spki)).keyBits);
-    serving.set({
-      certificate: Buffer.from([issued.leafDer, ...issued.chainDer].map((d) => pemEncode("CERTIFICATE", d)).join("")),
-      privateKey: privateKey.export({ format: "pem", type: "pkcs8" }) as Buffer,
-    });
-    if (servingTimer) opts.clock.clearTimeout(servingTimer);
-    // Capped below node's 2^31-1 ms timer limit; an early re-issue is harmless.
-    servingTimer = opts.clock.setTimeout(issueServing, Math.min(2 ** 31 - 1, Math.max(1000, (issued.validUntil - opts.clock.now()) * 0.7)));
-  };
-  issueServing();
-
-  source.on("reload", (outcome: ReloadResult) => {
-    if (outcome.result === "success") {
-      metrics.reloads.inc({ result: "success", reason: "" });
-      recordIssuer(outcome.issuer);
-      log.info({ issuer: outcome.issuer.subject, notAfter: new Date(outcome.issuer.notAfter).toISOString() }, "new issuer in service");
-      issueServing();
-    } else if (outcome.result === "error") {
-      metrics.reloads.inc({ result: "error", reason: outcome.code });
-      log.error({ code: outcome.code, reason: outcome.message, issuerDir: opts.issuerDir }, "new issuer refused; the previous issuer stays in service");
-    }
-  });
-
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES });
-  server.addService(IdentityService.service, {
-    Certify: (call: grpc.ServerUnaryCall<CertifyRequest, CertifyResponse>, callback: grpc.sendUnaryData<CertifyResponse>) => {
-      const started = process.hrtime.bigint();
-      const finish = (result: string): void => {
-        metrics.issuances.inc({ result });
-        metrics.latency.observe({ result }, Number(process.hrtime.bigint() - started) / 1e9);
-      };
-      const req = call.request;
-      certifier
-        .certify({ identity: req.identity, token: req.token, csrDer: req.certificateSigningRequest })
-        .then((issued) => {
-          finish("issued");
-          callback(null, { leafCertificate: issued.leafDer, intermediateCertificates: issued.chainDer, validUntil: toTimestamp(issued.validUntil) });
-        })
-        .catch((err: unknown) => {
-          if (err instanceof CertifyError) {
-            const { result, code } = RESULT_OF_STATUS[err.status];
-            finish(result);
-            log.info({ code: err.code, identity: String(req.identity).slice(0, 300), peer: call.getPeer() }, `certify refused: ${err.message}`);
-            callback({ code, details: `${err.code}: ${err.message}` });
-            return;
-          }
-          finish("internal");
-          log.error({ code: errorCode(err), err: errorMessage(err) }, "certify failed");
-          callback({ code: grpc.status.INTERNAL, details: "INTERNAL: the CA failed to issue; see its logs" });
-        });
-    },
-  });
-  const credentials = grpc.experimental.createCertificateProviderServerCredentials(serving, null, false);
+  server.addService(IdentityService.service, { Certify: certifyHandler(certifier, metrics, log) });
   const stopBackground = (): void => {
     source.close();
-    if (servingTimer) opts.clock.clearTimeout(servingTimer);
+    serving.stop();
   };
-  let port: number;
+  let bound: BoundServer;
+  let admin: AdminServer | undefined;
   try {
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(hostPort(opts.listen.host, opts.listen.port), credentials, (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    bound = await bindServer(server, hostPort(opts.listen.host, opts.listen.port), serving.credentials);
+    if (opts.adminPort !== undefined) {
+      admin = await startAdminServer({
+        host: opts.listen.host,
+        port: opts.adminPort,
+        registries: [metrics.registry],
+        notReadyReason: () => (opts.clock.now() < source.current().notAfter ? undefined : "the issuer in service has expired"),
+      });
+    }
   } catch (err) {
     stopBackground();
     server.forceShutdown();
     throw err;
   }
-
-  let admin: HttpServer | undefined;
-  let adminPort: number | undefined;
-  if (opts.adminPort !== undefined) {
-    admin = createServer((req, res) => {
-      const path = (req.url ?? "/").split("?")[0];
-      if (path === "/metrics") {
-        metrics.registry.metrics().then(
-          (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
-          (err: unknown) => res.writeHead(500).end(errorMessage(err)),
-        );
-      } else if (path === "/ready") {
-        const ok = opts.clock.now() < source.current().notAfter;
-        res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready\n" : "issuer expired\n");
-      } else if (path === "/live") {
-        res.writeHead(200, { "content-type": "text/plain" }).end("live\n");
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-    try {
-      adminPort = await new Promise<number>((resolve, reject) => {
-        admin!.once("error", reject);
-        admin!.listen(opts.adminPort, opts.listen.host, () => resolve((admin!.address() as AddressInfo).port));
-      });
-    } catch (err) {
-      stopBackground();
-      server.forceShutdown();
-      throw err;
-    }
-  }
-  log.info({ port, adminPort, serverName }, "identity CA serving");
+  const serverName = toDnsName(self);
+  log.info({ port: bound.port, adminPort: admin?.port, serverName }, "identity CA serving");
 
   return {
-    address: hostPort(opts.listen.host, port),
-    port,
-    adminPort,
+    address: bound.address,
+    port: bound.port,
+    adminPort: admin?.port,
     serverName,
     metrics,
     registry: metrics.registry,
@@ -227,17 +219,8 @@ export async function startIdentityCa(opts: IdentityCaOptions): Promise<Identity
     reload: () => source.reload(),
     async close() {
       stopBackground();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
-      if (admin) await new Promise<void>((resolve) => admin!.close(() => resolve()));
+      await shutdownServer(server);
+      await admin?.close();
     },
   };
 }
