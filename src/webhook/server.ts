@@ -4,9 +4,10 @@
  * malformed, oversized or mistyped body gets a 4xx with a message, an unexpected failure a denial.
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import { startAdminServer } from "../api/admin-server.js";
 import { errorCode, errorMessage, TetherError, type CodeOf } from "../core/errors.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { internalError, parseReview, reviewEnvelope, reviewInjection, reviewPolicy, type ClusterLookup, type Reviewed } from "./admission.js";
@@ -129,7 +130,8 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0]!;
     try {
-      if (req.method === "GET" && (path === "/live" || path === "/ready")) return send(res, 200, "ok\n");
+      // A TLS check for the serving certificate; the probes use the admin port.
+      if (req.method === "GET" && path === "/live") return send(res, 200, "ok\n");
       const handler = handlers[path];
       if (!handler) throw new WebhookRequestError("WEBHOOK_UNKNOWN_PATH", `no webhook at ${path}; use /inject or /validate`);
       if (req.method !== "POST") throw new WebhookRequestError("WEBHOOK_WRONG_METHOD", `${req.method} is not allowed; the API server POSTs AdmissionReviews`);
@@ -175,31 +177,20 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     server!.listen(options.port ?? 8443, options.host ?? "0.0.0.0", () => resolve());
   });
 
-  let admin: HttpServer | undefined;
-  if (options.adminPort !== undefined) {
-    admin = createHttpServer((req, res) => {
-      const path = (req.url ?? "/").split("?")[0];
-      if (path === "/metrics") {
-        metrics.registry.metrics().then(
-          (text) => {
-            res.writeHead(200, { "content-type": metrics.registry.contentType });
-            res.end(text);
-          },
-          (err) => send(res, 500, errorMessage(err)),
-        );
-      } else if (path === "/live" || path === "/ready") send(res, 200, "ok\n");
-      else send(res, 404, "not found\n");
-    });
-    await new Promise<void>((resolve, reject) => {
-      admin!.once("error", reject);
-      admin!.listen(options.adminPort, options.adminHost ?? "0.0.0.0", () => resolve());
-    });
-  }
+  // Ready while the certificate the API server sees is valid (an expired one fails every review).
+  const notReadyReason = () => {
+    const notAfter = reloader.pair.notAfter;
+    return clock.now() < notAfter.getTime() ? undefined : `the serving certificate expired at ${notAfter.toISOString()}`;
+  };
+  const admin =
+    options.adminPort === undefined
+      ? undefined
+      : await startAdminServer({ host: options.adminHost ?? "0.0.0.0", port: options.adminPort, registries: [metrics.registry], notReadyReason });
   reloader.start();
 
   return {
     port: (server.address() as AddressInfo).port,
-    adminPort: admin ? (admin.address() as AddressInfo).port : undefined,
+    adminPort: admin?.port,
     metrics,
     reloadCertificate: () => reloader.check(),
     updateSettings: (next) => {
@@ -207,14 +198,11 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     },
     close: async () => {
       reloader.stop();
-      const closing = [server!, ...(admin ? [admin] : [])].map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            s.close(() => resolve());
-            s.closeAllConnections();
-          }),
-      );
-      await Promise.all(closing);
+      const https = new Promise<void>((resolve) => {
+        server!.close(() => resolve());
+        server!.closeAllConnections();
+      });
+      await Promise.all([https, admin?.close()]);
     },
   };
 }

@@ -14,6 +14,7 @@ import { startWebhookServer, type WebhookServer } from "../../src/webhook/server
 import { defaultInjectionSettings } from "../../src/webhook/settings.js";
 import type { ClusterLookup } from "../../src/webhook/admission.js";
 import { makeServingPair } from "./certs.js";
+import { ManualClock } from "../../src/core/clock.js";
 
 const namespaces: Record<string, Namespace> = {
   shop: { metadata: { name: "shop", labels: { "tether.io/inject": "enabled" } } },
@@ -323,5 +324,37 @@ describe("serving certificate", () => {
     assert.match(metrics, /tether_webhook_certificate_reloads_total\{result="refused"\} 2/);
     assert.match(metrics, /tether_webhook_admissions_total\{webhook="inject",outcome="injected",reason="injected"\} \d+/);
     assert.match(metrics, /tether_webhook_bad_requests_total\{reason="too-large"\} 2/);
+  });
+});
+
+describe("admin server of the injector", () => {
+  it("is ready while the serving certificate is valid, and says why not once it expired", async () => {
+    const own = mkdtempSync(join(tmpdir(), "tether-webhook-ready-"));
+    const pair = makeServingPair(own, "ready", 1);
+    const clock = new ManualClock(Date.now());
+    const webhook = await startWebhookServer({
+      settings: defaultInjectionSettings(),
+      lookup,
+      certFile: pair.certFile,
+      keyFile: pair.keyFile,
+      log: pino({ level: "silent" }),
+      host: "127.0.0.1",
+      port: 0,
+      adminHost: "127.0.0.1",
+      adminPort: 0,
+      certPollMs: 60_000,
+      clock,
+    });
+    try {
+      const ready = () => fetch(`http://127.0.0.1:${webhook.adminPort}/ready`).then(async (r) => ({ status: r.status, text: await r.text() }));
+      assert.deepEqual(await ready(), { status: 200, text: "ready\n" });
+      clock.advance(3 * 24 * 3600 * 1000);
+      const expired = await ready();
+      assert.equal(expired.status, 503);
+      assert.match(expired.text, /not ready: the serving certificate expired at /);
+    } finally {
+      await webhook.close();
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });
