@@ -59,18 +59,9 @@ function grpcSubscribe<T>(open: () => grpc.ClientReadableStream<T>): Subscribe<T
   };
 }
 
-export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Promise<RunningProxy> {
-  const clock = deps.clock ?? systemClock;
-  const logger = deps.logger ?? pino({ level: config.logLevel, base: { component: "proxy", pod: `${config.podNamespace}/${config.podName}` } });
-  const anchorsPem = await readFile(config.trustAnchorsFile, "utf8");
-  const metrics = createProxyMetrics({ pod: config.podName, namespace: config.podNamespace, workload: config.workload });
-  const contexts = new TlsContexts(anchorsPem, clock);
-
-  const certifyClient = createCertifyClient({
-    address: config.identityAddr,
-    anchorsPem,
-    serverName: toDnsName(config.identityServerName),
-  });
+/** The proxy's identity: a CertificateAgent certified by the CA, installing each certificate. */
+function startIdentity(config: ProxyConfig, anchorsPem: string, clock: Clock, metrics: ProxyMetrics, contexts: TlsContexts, logger: Logger) {
+  const certifyClient = createCertifyClient({ address: config.identityAddr, anchorsPem, serverName: toDnsName(config.identityServerName) });
   const agent = new CertificateAgent({
     identity: config.identity,
     tokenFile: config.tokenFile,
@@ -93,17 +84,19 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pro
     logger.info({ identity: creds.dnsName, notAfter: new Date(creds.notAfter).toISOString() }, "new certificate installed");
   });
   agent.on("expired", () => logger.error("certificate expired and no new one could be obtained: meshed traffic refused until the CA answers"));
+  return { agent, stop: () => (agent.stop(), certifyClient.close()) };
+}
 
-  const provider = new AgentCertificateProvider(agent, anchorsPem);
+/** Discovery and policy streams to the controller, over mTLS with the proxy's identity. */
+function controlPlaneCaches(config: ProxyConfig, agent: CertificateAgent, anchorsPem: string, clock: Clock, logger: Logger) {
   const controllerName = toDnsName(config.controllerServerName);
-  const channelCredentials = mtlsChannelCredentials(provider, controllerName);
+  const channelCredentials = mtlsChannelCredentials(new AgentCertificateProvider(agent, anchorsPem), controllerName);
   const destinationClient = new DestinationService(config.destinationAddr, channelCredentials, mtlsChannelOptions(controllerName));
   const policyClient = new InboundPoliciesService(config.policyAddr, channelCredentials, mtlsChannelOptions(controllerName));
   const contextToken = `${config.podNamespace}/${config.podName}`;
   // Readiness needs discovery reached once (over mTLS, so also our certificate accepted by it).
   let discoveryReached = false;
   whenChannelReady(destinationClient, () => (discoveryReached = true));
-
   const destinations = new DestinationCache({
     subscribe: (path) =>
       grpcSubscribe<DestinationUpdate>(() => (destinationClient as any).Get({ path, contextToken })),
@@ -121,8 +114,28 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pro
     onDisconnect: (port, err) => logger.warn({ port, err: err ? errorMessage(err) : "stream ended" }, "policy stream lost: keeping the last policy"),
   });
   for (const port of config.inboundPorts) policies.watch(port);
+  return {
+    destinations,
+    policies,
+    discoveryReached: () => discoveryReached,
+    close() {
+      destinations.close();
+      policies.close();
+      destinationClient.close();
+      policyClient.close();
+    },
+  };
+}
 
-  const findOriginal = deps.originalDestination ?? originalDestination;
+export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Promise<RunningProxy> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? pino({ level: config.logLevel, base: { component: "proxy", pod: `${config.podNamespace}/${config.podName}` } });
+  const anchorsPem = await readFile(config.trustAnchorsFile, "utf8");
+  const metrics = createProxyMetrics({ pod: config.podName, namespace: config.podNamespace, workload: config.workload });
+  const contexts = new TlsContexts(anchorsPem, clock);
+  const identity = startIdentity(config, anchorsPem, clock, metrics, contexts, logger);
+  const controlPlane = controlPlaneCaches(config, identity.agent, anchorsPem, clock, logger);
+
   const common = {
     contexts,
     metrics,
@@ -130,19 +143,19 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pro
     opaquePorts: config.opaquePorts,
     detectTimeoutMs: config.detectTimeoutMs,
     controlPlaneWaitMs: config.controlPlaneWaitMs,
-    originalDestination: findOriginal,
+    originalDestination: deps.originalDestination ?? originalDestination,
   };
   const inbound = new InboundProxy({
     ...common,
     listen: { host: "0.0.0.0", port: config.inboundPort },
-    policies,
+    policies: controlPlane.policies,
     logger: logger.child({ direction: "inbound" }),
     appHost: "127.0.0.1",
   });
   const outbound = new OutboundProxy({
     ...common,
     listen: { host: "127.0.0.1", port: config.outboundPort },
-    destinations,
+    destinations: controlPlane.destinations,
     balancer: config.balancer,
     logger: logger.child({ direction: "outbound" }),
   });
@@ -155,12 +168,8 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pro
     draining ??= (async () => {
       logger.info("draining: no new connections; finishing in-flight requests");
       await Promise.all([inbound.drain(DRAIN_GRACE_MS), outbound.drain(DRAIN_GRACE_MS)]);
-      agent.stop();
-      destinations.close();
-      policies.close();
-      certifyClient.close();
-      destinationClient.close();
-      policyClient.close();
+      identity.stop();
+      controlPlane.close();
       await admin?.close();
       logger.info("drained");
       (deps.onDrained ?? (() => process.exit(0)))();
@@ -174,15 +183,15 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pro
     notReadyReason: () => {
       if (draining) return "draining";
       if (!contexts.current()) return "no valid certificate yet";
-      if (!policies.allReceived()) return "waiting for inbound policy from the control plane";
-      if (!discoveryReached) return "waiting to reach the destination service";
+      if (!controlPlane.policies.allReceived()) return "waiting for inbound policy from the control plane";
+      if (!controlPlane.discoveryReached()) return "waiting to reach the destination service";
       return undefined;
     },
     shutdown: () => void shutdown(),
   });
-  agent.start();
+  identity.agent.start();
   logger.info({ inboundPort, outboundPort, adminPort: admin.port, identity: toDnsName(config.identity) }, "proxy started");
-  return { inboundPort, outboundPort, adminPort: admin.port, metrics, contexts, agent, shutdown };
+  return { inboundPort, outboundPort, adminPort: admin.port, metrics, contexts, agent: identity.agent, shutdown };
 }
 
 /**
