@@ -5,18 +5,15 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
+import { wholeNumberOption } from "./options.js";
 import { requireRoot } from "../local/command.js";
 import { runEchoClient, startEchoServer } from "../local/demo/echo.js";
 import { runDemo, startDemoMesh } from "../local/demo/scenario.js";
-import { localLogger } from "../local/log.js";
+import { followLogs, logsDir, runnerLogger } from "../local/log.js";
 import { startLocalUp } from "../local/up.js";
 import { DEFAULT_INSTANCE, DEFAULT_STATE_DIR } from "../local/names.js";
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`"${value}" is not a whole number`);
-  return n;
-}
+const wholeNumber = wholeNumberOption(0);
 
 export function registerLocalMeshCommands(program: Command): void {
   const local =
@@ -27,7 +24,7 @@ export function registerLocalMeshCommands(program: Command): void {
   app
     .command("echo-server")
     .description("gRPC server answering with its replica name; delay in ms read live from a file")
-    .option("--port <port>", "port to listen on", positiveInt, 50051)
+    .option("--port <port>", "port to listen on", wholeNumber, 50051)
     .option("--name <name>", "replica name (default: $TETHER_LOCAL_POD)")
     .option("--delay-file <file>", "file holding the delay in ms (default: $TETHER_LOCAL_POD_DIR/delay)")
     .action(async (opts: { port: number; name?: string; delayFile?: string }) => {
@@ -44,10 +41,10 @@ export function registerLocalMeshCommands(program: Command): void {
     .command("echo-client")
     .description("make gRPC calls and print one JSON record per call")
     .requiredOption("--target <host:port>", "where to call (a Service VIP and port)")
-    .option("--calls <n>", "number of calls", positiveInt, 100)
-    .option("--concurrency <n>", "calls in flight", positiveInt, 1)
-    .option("--interval-ms <ms>", "pause between one worker's calls", positiveInt, 0)
-    .option("--deadline-ms <ms>", "per-call deadline", positiveInt, 5000)
+    .option("--calls <n>", "number of calls", wholeNumber, 100)
+    .option("--concurrency <n>", "calls in flight", wholeNumber, 1)
+    .option("--interval-ms <ms>", "pause between one worker's calls", wholeNumber, 0)
+    .option("--deadline-ms <ms>", "per-call deadline", wholeNumber, 5000)
     .option("--method <name>", "say or shout", "say")
     .option("--tls-dir <dir>", "call over TLS with tls.crt, tls.key and ca.crt from this folder (as a client bringing its own certificate)")
     .option("--server-name <name>", "with --tls-dir: the server identity to expect (SNI)")
@@ -70,11 +67,14 @@ export function registerLocalMeshCommands(program: Command): void {
     .description("bring up the local mesh with a small gRPC app, run experiments 1-5 and print what was measured")
     .option("--state-dir <dir>", "state folder", DEFAULT_STATE_DIR)
     .option("--instance <name>", "bridge name and prefix of everything created", DEFAULT_INSTANCE)
-    .option("--calls <n>", "calls per experiment", positiveInt, 3000)
+    .option("--calls <n>", "calls per experiment", wholeNumber, 3000)
     .option("--keep", "leave the mesh running afterwards (stop with: tether local down)")
-    .action(async (opts: { stateDir: string; instance: string; calls: number; keep?: boolean }) => {
+    .option("--verbose", "also print every process's log here, as it is written")
+    .action(async (opts: { stateDir: string; instance: string; calls: number; keep?: boolean; verbose?: boolean }) => {
       requireRoot("tether local demo");
-      const ok = await runDemo({ stateDir: opts.stateDir, instance: opts.instance, calls: opts.calls, keep: opts.keep === true, logger: localLogger() });
+      const stopFollowing = opts.verbose ? followLogs(opts.stateDir, (line) => console.error(line)) : () => {};
+      const ok = await runDemo({ stateDir: opts.stateDir, instance: opts.instance, calls: opts.calls, keep: opts.keep === true, logger: runnerLogger(opts.stateDir) });
+      stopFollowing();
       process.exitCode = ok ? 0 : 1;
     });
 
@@ -84,14 +84,16 @@ export function registerLocalMeshCommands(program: Command): void {
     .option("--dir <folder>", "folder of manifests (Namespaces, Deployments, Pods, Services, policy); see deploy/local-example")
     .option("--state-dir <dir>", "state folder", DEFAULT_STATE_DIR)
     .option("--instance <name>", "bridge name and prefix of everything created", DEFAULT_INSTANCE)
-    .option("--dashboard-port <port>", "dashboard port on 127.0.0.1", positiveInt, 50750)
-    .action(async (opts: { dir?: string; stateDir: string; instance: string; dashboardPort: number }) => {
+    .option("--dashboard-port <port>", "dashboard port on 127.0.0.1", wholeNumber, 50750)
+    .option("--verbose", "also print every process's log here, as it is written")
+    .action(async (opts: { dir?: string; stateDir: string; instance: string; dashboardPort: number; verbose?: boolean }) => {
       requireRoot("tether local up");
-      const logger = localLogger();
+      const logger = runnerLogger(opts.stateDir);
+      if (opts.verbose) followLogs(opts.stateDir, (line) => console.error(line));
       const running = opts.dir
         ? await startLocalUp({ stateDir: opts.stateDir, instance: opts.instance, dir: opts.dir, logger, dashboardPort: opts.dashboardPort })
         : await startDemoMesh({ stateDir: opts.stateDir, instance: opts.instance, logger, dashboardPort: opts.dashboardPort, traffic: true });
-      console.log(`local mesh up: ${running.mesh.pods.size} pods; dashboard ${running.dashboardUrl}; stop with Ctrl-C (or: tether local down)`);
+      console.log(`local mesh up: ${running.mesh.pods.size} pods; dashboard ${running.dashboardUrl}; logs in ${logsDir(opts.stateDir)}/; stop with Ctrl-C (or: tether local down)`);
       const stop = () => void running.stop().then(() => process.exit(0));
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);

@@ -1,17 +1,14 @@
 import type { Command } from "commander";
+import { wholeNumberOption } from "./options.js";
 import { requireRoot } from "../local/command.js";
 import { down } from "../local/down.js";
 import { localLogger } from "../local/log.js";
 import { DEFAULT_STATE_DIR } from "../local/names.js";
 import { netCheck } from "../local/net-check.js";
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`"${value}" is not a positive integer`);
-  return n;
-}
-
 /** Registers `tether local down` and `tether local net-check` (the runner adds up/demo). */
+const wholeNumber = wholeNumberOption(1);
+
 export function registerLocalCommands(program: Command): void {
   const local =
     (program.commands.find((c) => c.name() === "local") as Command | undefined) ??
@@ -22,7 +19,7 @@ export function registerLocalCommands(program: Command): void {
     .description("remove every namespace, link, bridge, iptables rule and process a local mesh created, also after a crash")
     .option("--state-dir <dir>", "state folder of the local mesh", DEFAULT_STATE_DIR)
     .option("--instance <name>", "also sweep this instance's names (the bridge name; default tether0 when no state is found)")
-    .option("--grace-ms <ms>", "time between SIGTERM and SIGKILL for processes", positiveInt, 3000)
+    .option("--grace-ms <ms>", "time between SIGTERM and SIGKILL for processes", wholeNumber, 3000)
     .action(async (opts: { stateDir: string; instance?: string; graceMs: number }) => {
       requireRoot("tether local down");
       const report = await down({
@@ -42,7 +39,7 @@ export function registerLocalCommands(program: Command): void {
     .description("prove the local network substrate works: pods on a fresh bridge, pod-to-pod TCP, a Service VIP, cleanup")
     .option("--state-dir <dir>", "state folder (default: a temporary one, removed afterwards)")
     .option("--subnet <cidr>", "pod subnet for the check (default: a free /24 in 10.246.0.0/16)")
-    .option("--connections <n>", "connections through the Service VIP", positiveInt, 40)
+    .option("--connections <n>", "connections through the Service VIP", wholeNumber, 40)
     .action(async (opts: { stateDir?: string; subnet?: string; connections: number }) => {
       requireRoot("tether local net-check");
       const results = await netCheck({

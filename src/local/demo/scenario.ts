@@ -19,7 +19,7 @@ import { toDnsName, toSpiffeId, workloadIdentity } from "../../identity/names.js
 import { startDashboard } from "../../viz/dashboard.js";
 import { scrapeSource } from "../../viz/sources.js";
 import { fileTargets } from "../../viz/targets.js";
-import { localLogger, type Logger } from "../log.js";
+import { localLogger, logsDir, type Logger } from "../log.js";
 import { LocalMesh } from "../mesh.js";
 import { targetsFile } from "../names.js";
 import { summarize, type CallRecord, type CallSummary } from "./echo.js";
@@ -426,6 +426,7 @@ export async function runDemo(options: { stateDir: string; instance: string; cal
   const step = (n: number, total: number, what: string) => console.log(`[${"#".repeat(n)}${".".repeat(total - n)}] ${what}`);
   step(0, 6, `starting the local mesh (control plane, 9 pods; certificates live ${DEMO_CERT_LIFETIME} so they rotate several times during a run)`);
   const demo = await startDemoMesh({ ...options, certLifetime: DEMO_CERT_LIFETIME, dashboardPort: 50750 });
+  console.log(`      dashboard: ${demo.dashboardUrl} (while the demo runs)`);
   const results: Partial<DemoResults> = {};
   const goals: Goal[] = [];
   try {
@@ -446,8 +447,10 @@ export async function runDemo(options: { stateDir: string; instance: string; cal
   const all = { ...results, goals } as DemoResults;
   printTable(all);
   const ok = goals.every((g) => g.ok);
-  console.log(`\n${ok ? "every goal met" : "some goals were missed (see FAIL rows)"}. Dashboard: ${demo.dashboardUrl ?? "-"}`);
-  if (options.keep) console.log(`the mesh keeps running; stop it with: sudo npx tether local down --state-dir ${options.stateDir}`);
-  else await demo.stop();
+  console.log(`\n${ok ? "every goal met" : "some goals were missed (see FAIL rows)"}.`);
+  console.log(`logs of every process: ${logsDir(options.stateDir)}/ (runner.log is this run's own; --verbose prints them as they are written)`);
+  if (options.keep) {
+    console.log(`dashboard: ${demo.dashboardUrl}, served until Ctrl-C; the mesh keeps running after, stop it with: sudo npx tether local down --state-dir ${options.stateDir}`);
+  } else await demo.stop();
   return ok;
 }
