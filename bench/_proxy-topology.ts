@@ -81,7 +81,7 @@ async function issueCredentials(ca: IdentityCa, anchorsPem: string, tokenFile: s
 
 function checkHaproxyConfig(path: string): Promise<void> {
   return new Promise((resolve, reject) =>
-    execFile("haproxy", ["-c", "-q", "-f", path], (err, stdout, stderr) => (err ? reject(new Error(`haproxy rejects ${path}: ${stderr || stdout}`)) : resolve())),
+    execFile("haproxy", ["-c", "-q", "-f", path], (err, stdout, stderr) => (err ? reject(new Error(`haproxy rejects ${path}: ${stderr || stdout || err.message}`)) : resolve())),
   );
 }
 

@@ -30,6 +30,7 @@ import { analyse, readProfiles } from "./_proxy-profile.js";
 import { Children, sampleProc, type Started } from "./_proxy-procs.js";
 import { startTopology, type Topology } from "./_proxy-topology.js";
 import { PROXY_UNCONTAINED_NODE_OPTIONS } from "../src/api/mesh.js";
+import type { Tool } from "./_tools.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..") + "/";
@@ -56,6 +57,12 @@ interface PathFigures {
 }
 
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+
+/** HAProxy is the baseline pair; h2load makes the load. */
+export const tools: readonly Tool[] = [
+  { command: "haproxy", debianPackage: "haproxy" },
+  { command: "h2load", debianPackage: "nghttp2-client" },
+];
 
 export async function run(args: string[]): Promise<void> {
   const quick = args.includes("--quick");

@@ -1,11 +1,13 @@
 /**
  * `npm run bench -- NAME...` runs bench/NAME.ts (each exports `run(): Promise<void>` that prints
- * a table). With no name it lists what exists.
+ * a table, and `tools` when it runs programs besides node, checked first). With no name it lists
+ * what exists.
  */
 import "reflect-metadata";
 import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import { missingTools, type Tool } from "./_tools.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const available = readdirSync(here)
@@ -24,6 +26,11 @@ for (const name of wanted.filter((w) => !w.startsWith("-"))) {
     console.error(`no benchmark named ${name}; available: ${available.join(", ")}`);
     process.exit(2);
   }
-  const mod = (await import(join(here, `${name}.ts`))) as { run(args: string[]): Promise<void> };
+  const mod = (await import(join(here, `${name}.ts`))) as { run(args: string[]): Promise<void>; tools?: readonly Tool[] };
+  const missing = missingTools(name, mod.tools ?? []);
+  if (missing) {
+    console.error(missing);
+    process.exit(2);
+  }
   await mod.run(wanted.slice(1));
 }
