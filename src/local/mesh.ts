@@ -47,6 +47,10 @@ export interface PodSpec {
   meshed: boolean;
   /** The app's command (argv); TETHER_LOCAL_* env tells it its name and data folder. */
   app?: string[];
+  /** The app's own environment (a container's `env` values). */
+  appEnv?: Record<string, string>;
+  /** The app's working directory (a container's `workingDir`). */
+  workingDir?: string;
   /** Container ports of the app: name -> number. */
   ports: Record<string, number>;
   /** Extra proxy env (e.g. TETHER_BALANCER=round-robin). */
@@ -338,7 +342,8 @@ export class LocalMesh {
         await this.substrate.exec(netns, spec.app, {
           logName: "app",
           logGroup: spec.name,
-          env: { TETHER_LOCAL_POD: spec.name, TETHER_LOCAL_POD_DIR: dataDir },
+          env: { ...spec.appEnv, TETHER_LOCAL_POD: spec.name, TETHER_LOCAL_POD_DIR: dataDir },
+          ...(spec.workingDir ? { cwd: spec.workingDir } : {}),
         }),
       );
     }

@@ -21,7 +21,10 @@ export function desiredPods(objects: readonly ManifestObject[], meshedNamespaces
   const fromTemplate = (name: string, namespace: string, template: PodTemplateSpec | undefined, workload: string): PodSpec => {
     const spec = template?.spec;
     const app: Container | undefined = spec?.containers?.[0];
+    // No image here: the command and its args are the whole argv.
     const argv = [...(app?.command ?? []), ...(app?.args ?? [])];
+    // Literal values only: the local mesh has no downward API, Secrets or ConfigMaps to read from.
+    const env = Object.fromEntries((app?.env ?? []).flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])));
     const optOut = template?.metadata?.annotations?.[INJECT_ANNOTATION] === "disabled";
     return {
       name,
@@ -30,6 +33,8 @@ export function desiredPods(objects: readonly ManifestObject[], meshedNamespaces
       labels: { ...(template?.metadata?.labels ?? {}) },
       meshed: meshedNamespaces.has(namespace) && !optOut,
       ...(argv.length > 0 ? { app: argv[0] === "tether" ? [...bin, ...argv.slice(1)] : argv } : {}),
+      ...(Object.keys(env).length > 0 ? { appEnv: env } : {}),
+      ...(app?.workingDir ? { workingDir: app.workingDir } : {}),
       ports: Object.fromEntries((app?.ports ?? []).map((p) => [p.name ?? String(p.containerPort), p.containerPort])),
       workload,
     };
