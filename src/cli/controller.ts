@@ -17,7 +17,7 @@ import { startControlPlane } from "../controlplane/index.js";
 import { UsageError } from "../core/errors.js";
 import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
 import { DEFAULT_SETTINGS } from "../policy/compile.js";
-import { networksOption, portOption, untilSignal } from "./options.js";
+import { networksOption, portOption, untilSignal, withClusterSource } from "./options.js";
 
 interface ServeOptions {
   clusterDir?: string;
@@ -74,11 +74,7 @@ async function serve(opts: ServeOptions): Promise<void> {
 
 export function registerControllerCommands(program: Command): void {
   const controller = program.command("controller").description("the tether-destination control plane (discovery and policy)");
-  controller
-    .command("serve")
-    .description("serve Destination/Get and InboundPolicies/WatchPort over mTLS from one cluster cache")
-    .option("--cluster-dir <dir>", "read cluster state from a folder of YAML manifests (local mesh)")
-    .option("--kubeconfig <file>", "read cluster state from Kubernetes with this kubeconfig (neither: in-cluster config)")
+  withClusterSource(controller.command("serve").description("serve Destination/Get and InboundPolicies/WatchPort over mTLS from one cluster cache"))
     .option("--host <host>", "address to listen on", "0.0.0.0")
     .option("--destination-port <port>", "Destination gRPC port", portOption, DESTINATION_PORT)
     .option("--policy-port <port>", "InboundPolicies gRPC port", portOption, POLICY_PORT)

@@ -13,12 +13,13 @@ import type { WeightedAddr } from "../api/index.js";
 import { createDestinationClient, destinationErrorCode, DestinationState, watchDestination } from "../api/destination-client.js";
 import { startControlPlane, type ServingCredentials } from "../controlplane/index.js";
 import { UsageError } from "../core/errors.js";
+import { formatTable } from "../core/table.js";
 import { DestinationPathError } from "../discovery/path.js";
 import { DEFAULT_CLUSTER_DOMAIN } from "../discovery/server.js";
 import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
 import { DEFAULT_SETTINGS } from "../policy/compile.js";
 import { CommandError, RemoteRefusalError } from "./errors.js";
-import { commandGroup, portOption, untilSignal, wholeNumberOption } from "./options.js";
+import { commandGroup, portOption, untilSignal, wholeNumberOption, withClusterSource } from "./options.js";
 
 /**
  * Turns what a user types into a Destination path: `web`, `web.shop`, `web.shop.svc`, a full
@@ -48,12 +49,6 @@ export function destinationPathFor(arg: string, namespace: string, clusterDomain
   return `${host.replace(/\.$/, "")}:${port}`;
 }
 
-/** Fixed-width columns, the way kubectl prints. */
-export function formatTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ")).join("\n");
-}
-
 export function endpointsTable(endpoints: readonly WeightedAddr[]): string {
   const rows = [["NAMESPACE", "POD", "IP", "PORT", "IDENTITY", "PROTOCOL", "WEIGHT"]];
   for (const e of endpoints) {
@@ -67,7 +62,7 @@ export function endpointsTable(endpoints: readonly WeightedAddr[]): string {
       String(e.weight),
     ]);
   }
-  return formatTable(rows);
+  return formatTable(rows[0]!, rows.slice(1), 3);
 }
 
 function describeEmpty(path: string, exists: boolean): string {
@@ -188,11 +183,7 @@ async function endpoints(arg: string, opts: EndpointsOptions): Promise<void> {
 }
 
 export function registerDiscoveryCommands(program: Command): void {
-  commandGroup(program, "destination", "the Destination API (tether-destination)")
-    .command("serve")
-    .description("serve tether.destination.v1.Destination/Get from cluster state")
-    .option("--cluster-dir <dir>", "read cluster state from a folder of YAML manifests")
-    .option("--kubeconfig <file>", "read cluster state from the Kubernetes API (default: in-cluster config)")
+  withClusterSource(commandGroup(program, "destination", "the Destination API (tether-destination)").command("serve").description("serve tether.destination.v1.Destination/Get from cluster state"))
     .option("--host <host>", "address to listen on", "0.0.0.0")
     .option("--port <port>", "gRPC port", portOption, DESTINATION_PORT)
     .option("--admin-port <port>", "admin port (/metrics, /ready, /live)", portOption, DESTINATION_ADMIN_PORT)

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { wholeNumberOption } from "./options.js";
+import { commandGroup, LOCAL_DESCRIPTION, wholeNumberOption } from "./options.js";
 import { requireRoot } from "../local/command.js";
 import { runEchoClient, startEchoServer } from "../local/demo/echo.js";
 import { runDemo, startDemoMesh } from "../local/demo/scenario.js";
@@ -16,9 +16,7 @@ import { DEFAULT_INSTANCE, DEFAULT_STATE_DIR } from "../local/names.js";
 const wholeNumber = wholeNumberOption(0);
 
 export function registerLocalMeshCommands(program: Command): void {
-  const local =
-    (program.commands.find((c) => c.name() === "local") as Command | undefined) ??
-    program.command("local").description("run the mesh on this Linux machine, pods as network namespaces (needs root)");
+  const local = commandGroup(program, "local", LOCAL_DESCRIPTION);
 
   const app = local.command("app").description("the demo workload run inside local pods (knows nothing of the mesh)");
   app

@@ -1,18 +1,16 @@
 import type { Command } from "commander";
-import { wholeNumberOption } from "./options.js";
+import { commandGroup, LOCAL_DESCRIPTION, wholeNumberOption } from "./options.js";
 import { requireRoot } from "../local/command.js";
 import { down } from "../local/down.js";
 import { localLogger } from "../local/log.js";
 import { DEFAULT_STATE_DIR } from "../local/names.js";
 import { netCheck } from "../local/net-check.js";
 
-/** Registers `tether local down` and `tether local net-check` (the runner adds up/demo). */
 const wholeNumber = wholeNumberOption(1);
 
+/** Registers `tether local down` and `tether local net-check` (the runner adds up/demo). */
 export function registerLocalCommands(program: Command): void {
-  const local =
-    (program.commands.find((c) => c.name() === "local") as Command | undefined) ??
-    program.command("local").description("run the mesh on this Linux machine, pods as network namespaces (needs root)");
+  const local = commandGroup(program, "local", LOCAL_DESCRIPTION);
 
   local
     .command("down")

@@ -41,6 +41,15 @@ export function trustDomainOption(text: string): string {
   return text;
 }
 
+export const LOCAL_DESCRIPTION = "run the mesh on this Linux machine, pods as network namespaces (needs root)";
+
+/** The cluster-state source of a controller: a manifest folder, a kubeconfig, or in-cluster. */
+export function withClusterSource(cmd: Command): Command {
+  return cmd
+    .option("--cluster-dir <dir>", "read cluster state from a folder of YAML manifests (local mesh)")
+    .option("--kubeconfig <file>", "read cluster state from Kubernetes with this kubeconfig (neither: in-cluster config)");
+}
+
 /** `name` under `parent`, created once however many files add sub-commands to it. */
 export function commandGroup(parent: Command, name: string, description: string): Command {
   return parent.commands.find((c) => c.name() === name) ?? parent.command(name).description(description);

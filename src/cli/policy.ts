@@ -16,10 +16,11 @@ import { startControlPlane } from "../controlplane/index.js";
 import { DEFAULT_CLUSTER_DOMAIN } from "../discovery/server.js";
 import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
 import { UsageError } from "../core/errors.js";
+import { formatTable } from "../core/table.js";
 import { compileInboundServer, DEFAULT_SETTINGS, effectiveDefault, serversFor, type PolicySettings } from "../policy/compile.js";
 import { desiredStatuses } from "../policy/status.js";
 import { explainInboundServer } from "../policy/explain.js";
-import { networksOption, portOption, trustDomainOption, untilSignal } from "./options.js";
+import { networksOption, portOption, trustDomainOption, untilSignal, withClusterSource } from "./options.js";
 
 interface ClusterSourceOptions {
   clusterDir?: string;
@@ -30,9 +31,7 @@ interface ClusterSourceOptions {
 }
 
 function addClusterOptions(cmd: Command): Command {
-  return cmd
-    .option("--cluster-dir <dir>", "read cluster state from a folder of YAML manifests")
-    .option("--kubeconfig <file>", "read cluster state from Kubernetes with this kubeconfig (neither: in-cluster config)")
+  return withClusterSource(cmd)
     .addOption(
       new Option("--default-inbound-policy <policy>", "cluster default for ports no Server covers").choices([...DEFAULT_INBOUND_POLICIES]).default(DEFAULT_SETTINGS.clusterDefault),
     )
@@ -68,10 +67,6 @@ async function serve(opts: ClusterSourceOptions & { host: string; port: number; 
   await controlPlane.close();
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ")).join("\n");
-}
 
 /** The ports to explain: the one asked for, or every container port of the pod. */
 function portsOf(pod: Pod, asked: string | undefined): number[] {
@@ -107,7 +102,7 @@ async function authz(target: string, opts: ClusterSourceOptions & { namespace: s
       console.log(`\nport ${c.port}: ${c.server.name} (protocol ${c.server.protocol})${c.server.audit ? " [audit mode]" : ""}`);
       for (const s of c.conflicts) console.log(`  warning: Server ${s.metadata.name} also selects this port and is ignored (the oldest Server wins)`);
       const rows = explainInboundServer(c.server);
-      console.log(table([["ROUTE", "MATCHES", "AUTHORIZATION", "ALLOWS"], ...rows.map((r) => [r.route, r.match, r.authorization, r.allows])]).replace(/^/gm, "  "));
+      console.log(formatTable(["ROUTE", "MATCHES", "AUTHORIZATION", "ALLOWS"], rows.map((r) => [r.route, r.match, r.authorization, r.allows]), 3).replace(/^/gm, "  "));
       if (c.server.protocol !== "opaque" && c.server.routes.length > 0 && c.server.routes.every((r) => r.matches.length > 0)) {
         console.log("  requests that match no route are refused (no-route)");
       }

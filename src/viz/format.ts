@@ -1,4 +1,5 @@
 /** Plain-text tables for stat, top and edges. Missing figures print as "-", never as 0. */
+import { formatTable } from "../core/table.js";
 import type { Edge } from "./edges.js";
 import type { StatRow, TopRow } from "./aggregate.js";
 
@@ -17,15 +18,7 @@ export function latency(seconds: number | undefined): string {
   return `${ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2)}ms`;
 }
 
-export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
-}
+const table = (header: readonly string[], rows: readonly (readonly string[])[]): string => formatTable(header, rows);
 
 export function statTable(rows: readonly StatRow[], nameHeader: string): string {
   return table(
