@@ -24,12 +24,16 @@ function parseV4Word(text: string): number | undefined {
   return n;
 }
 
-/** Parses an IPv4 or IPv6 address (zone ids dropped); undefined when it is not one. */
+/**
+ * Parses an IPv4 or IPv6 address; undefined when it is not one. An IPv6 zone id (a link-local
+ * peer's `fe80::1%eth0`) is dropped; IPv4 has no zones, so `10.0.0.1%eth0` is not an address.
+ */
 export function parseIp(text: string): Ip | undefined {
   const zone = text.indexOf("%");
   const addr = zone >= 0 ? text.slice(0, zone) : text;
   const family = isIP(addr);
   if (family === 4) {
+    if (zone >= 0) return undefined;
     const n = parseV4Word(addr)!;
     return { v4: true, w: [0, 0, 0xffff, n] };
   }
@@ -69,6 +73,8 @@ export interface Cidr {
 
 /** Parses `addr/len` (or a bare address, a host route); undefined when malformed. */
 export function parseCidr(text: string): Cidr | undefined {
+  // A network is not bound to an interface: zone ids belong to addresses, never to CIDRs.
+  if (text.includes("%")) return undefined;
   const slash = text.indexOf("/");
   const ip = parseIp(slash >= 0 ? text.slice(0, slash) : text);
   if (!ip) return undefined;
@@ -86,6 +92,7 @@ export function parseCidr(text: string): Cidr | undefined {
 /** Why `text` is not a CIDR, for a refusal that names the fix; undefined when it is one. */
 export function cidrProblem(text: string): string | undefined {
   if (parseCidr(text)) return undefined;
+  if (text.includes("%")) return `${JSON.stringify(text)} names an interface zone; a CIDR has none (e.g. fe80::/64)`;
   const slash = text.indexOf("/");
   const address = slash >= 0 ? text.slice(0, slash) : text;
   if (!parseIp(address)) return `${JSON.stringify(text)} is not an IPv4 or IPv6 CIDR (e.g. 10.0.0.0/8, fd00::/8)`;

@@ -9,7 +9,7 @@ test("parseIp handles IPv4, IPv6 shorthand, embedded IPv4, zones and junk", () =
   assert.deepEqual(parseIp("fd00::1"), { v4: false, w: [0xfd000000, 0, 0, 1] });
   assert.deepEqual(parseIp("fe80::1%eth0"), { v4: false, w: [0xfe800000, 0, 0, 1] });
   assert.deepEqual(parseIp("::"), { v4: false, w: [0, 0, 0, 0] });
-  for (const bad of ["", "10.0.0", "10.0.0.256", "fd00:::1", "host", "1.2.3.4/8"]) assert.equal(parseIp(bad), undefined, bad);
+  for (const bad of ["", "10.0.0", "10.0.0.256", "fd00:::1", "host", "1.2.3.4/8", "10.0.0.1%eth0"]) assert.equal(parseIp(bad), undefined, bad);
 });
 
 test("parseCidr keeps families apart and rejects bad prefixes", () => {
@@ -19,10 +19,13 @@ test("parseCidr keeps families apart and rejects bad prefixes", () => {
   assert.equal(parseCidr("10.0.0.0/33"), undefined);
   assert.equal(parseCidr("fd00::/129"), undefined);
   assert.equal(parseCidr("10.0.0.0/x"), undefined);
+  // Zones belong to addresses, not networks (a regression admitted "10.0.0.0%x/8" as 10.0.0.0/8).
+  for (const zoned of ["10.0.0.0%x/8", "10.0.0.1%eth0", "fe80::%eth0/64"]) assert.equal(parseCidr(zoned), undefined, zoned);
+  assert.match(cidrProblem("10.0.0.0%x/8")!, /names an interface zone/);
 });
 
 test("validation and evaluation read CIDRs alike: what validation admits, the proxy can match", () => {
-  for (const text of ["10.0.0.0/8", "10.0.0.1", "fd00::/8", "::ffff:10.0.0.0/104", "fe80::1%eth0/64", "0.0.0.0/0", "10.0.0.0/33", "010.0.0.0/8", "10.0.0.0/", "10.0.0.0/-1", "fd00::/129", "host/8", ""]) {
+  for (const text of ["10.0.0.0/8", "10.0.0.1", "fd00::/8", "::ffff:10.0.0.0/104", "fe80::1%eth0/64", "10.0.0.0%x/8", "0.0.0.0/0", "10.0.0.0/33", "010.0.0.0/8", "10.0.0.0/", "10.0.0.0/-1", "fd00::/129", "host/8", ""]) {
     const validated = checkCidr(text);
     assert.equal(typeof validated !== "string", parseCidr(text) !== undefined, text);
     assert.equal(cidrProblem(text) === undefined, parseCidr(text) !== undefined, text);
