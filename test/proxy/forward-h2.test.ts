@@ -14,7 +14,7 @@ import { forwardH2, RETRY_BUFFER_LIMIT, type H2ForwardOptions, type H2ForwardRes
 import { H2ConnectionPool, type H2PoolOptions } from "../../src/proxy/forward/pool.js";
 import { UpstreamError } from "../../src/proxy/forward/errors.js";
 import { H2Connection, type H2Stream } from "../../src/proxy/h2/connection.js";
-import type { HeaderFields } from "../../src/proxy/h2/fields.js";
+import { fieldValue, type HeaderFields } from "../../src/proxy/h2/fields.js";
 import { detectProtocol } from "../../src/proxy/detect.js";
 import { EchoClient, startEchoServer, startUnary, unary, UNLIMITED, type EchoClientT } from "./fixtures/grpc-echo.js";
 import { E, F, frame, PREFACE, RawPeer, request, S, settings, T, u32 } from "./fixtures/h2-raw.js";
@@ -423,28 +423,21 @@ test("HTTP/2: te: trailers kept, request and response trailers forwarded", async
   assert.equal(seenTrailers?.["x-req-trailer"], "t");
 });
 
-test("hop-by-hop headers and trailers are removed both ways (raw frames: node:http2 refuses to send them)", async () => {
+test("connection-specific fields make a message malformed (RFC 9113 §8.2.2): refused both ways, never forwarded", async () => {
   // The upstream is our own server connection, which sends whatever fields it is given.
-  let seenRequest: HeaderFields | undefined;
-  let seenTrailers: HeaderFields | undefined;
+  const seen: HeaderFields[] = [];
   const tcp = net.createServer({ allowHalfOpen: true }, (socket) => {
     new H2Connection(socket, {
       role: "server",
       events: {
         stream: (stream, fields) => {
-          seenRequest = fields;
-          stream.handler = {
-            headers() {},
-            data: (chunk) => stream.consumed(chunk.length),
-            trailers: (t) => {
-              seenTrailers = t;
-              stream.sendHeaders([":status", "200", "connection", "x-hop", "x-hop", "1", "keep-alive", "timeout=5", "x-up", "kept"], false);
-              stream.sendData(Buffer.from("body"), false);
-              stream.sendTrailers(["grpc-status", "0", "transfer-encoding", "chunked", "upgrade", "h2c", "x-trailer", "kept"]);
-            },
-            reset() {},
-            closed() {},
-          };
+          seen.push(fields);
+          stream.handler = { headers() {}, data: (chunk) => stream.consumed(chunk.length), trailers() {}, reset() {}, closed() {} };
+          const path = fields[fields.indexOf(":path") + 1];
+          if (path === "/bad-headers") return stream.sendHeaders([":status", "200", "connection", "x-hop", "x-hop", "1"], true);
+          stream.sendHeaders([":status", "200", "x-up", "kept"], false);
+          stream.sendData(Buffer.from("body"), false);
+          stream.sendTrailers(path === "/bad-trailers" ? ["grpc-status", "0", "transfer-encoding", "chunked"] : ["grpc-status", "0", "x-trailer", "kept"]);
         },
       },
     });
@@ -456,15 +449,22 @@ test("hop-by-hop headers and trailers are removed both ways (raw frames: node:ht
   const p = await startProxy((pool, outcomes) => () => upstreamTo(pool, upPort, outcomes));
   const peer = await RawPeer.connect(p.port);
   cleanups.push(() => peer.destroy());
-  peer.headers(1, request("/hop", ["connection", "x-secret, Keep-Alive", "x-secret", "s", "keep-alive", "5", "proxy-connection", "x", "te", "trailers", "x-kept", "1"], "POST"), false);
-  peer.send(frame(T.DATA, 0, 1, Buffer.from("data")));
-  peer.headers(1, ["x-req-trailer", "t", "upgrade", "websocket", "connection", "close"], true);
-  const r = await peer.response(1);
-  assert.deepEqual(seenRequest, request("/hop", ["te", "trailers", "x-kept", "1"], "POST"));
-  assert.deepEqual(seenTrailers, ["x-req-trailer", "t"]);
-  assert.deepEqual(r.fields, [":status", "200", "x-up", "kept"]);
-  assert.equal(r.body.toString(), "body");
-  assert.deepEqual(r.trailers, ["grpc-status", "0", "x-trailer", "kept"]);
+  // Requests: a connection header, a te other than trailers, keep-alive: each reset, none forwarded.
+  peer.headers(1, request("/hop", ["connection", "x-secret"], "POST"), true);
+  peer.headers(3, request("/hop", ["te", "gzip"], "POST"), true);
+  peer.headers(5, request("/hop", ["keep-alive", "5"], "POST"), true);
+  for (const id of [1, 3, 5]) assert.equal((await peer.response(id)).rstCode, E.PROTOCOL_ERROR, `stream ${id}`);
+  // `te: trailers` is the one allowed; the response's own connection-specific fields are refused too.
+  peer.headers(7, request("/ok", ["te", "trailers"], "POST"), true);
+  const ok = await peer.response(7);
+  assert.deepEqual([ok.fields, ok.body.toString(), ok.trailers], [[":status", "200", "x-up", "kept"], "body", ["grpc-status", "0", "x-trailer", "kept"]]);
+  peer.headers(9, request("/bad-headers"), true);
+  const badHeaders = await peer.response(9);
+  assert.equal(badHeaders.fields?.[1], "502");
+  assert.equal(fieldValue(badHeaders.fields!, "tether-error"), "UPSTREAM_PROTOCOL");
+  peer.headers(11, request("/bad-trailers"), true);
+  assert.equal((await peer.response(11)).rstCode, E.INTERNAL_ERROR, "a response that started is cut, its bad trailers not forwarded");
+  assert.deepEqual(seen.map((f) => f[f.indexOf(":path") + 1]), ["/ok", "/bad-headers", "/bad-trailers"]);
 });
 
 test("an upstream reset resets the client stream with the same code (before and after the response started)", async () => {

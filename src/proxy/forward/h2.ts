@@ -58,28 +58,8 @@ export interface H2ForwardResult {
   durationMs: number;
 }
 
-/** Whether a request's pseudo-headers make it a well-formed HTTP/2 request (RFC 9113 §8.3.1). */
-function wellFormedRequest(fields: HeaderFields): boolean {
-  let method = "";
-  let path = false;
-  let scheme = false;
-  for (let i = 0; i < fields.length; i += 2) {
-    const name = fields[i]!;
-    if (name.charCodeAt(0) !== 58 /* ':' */) break;
-    if (name === ":method") method = fields[i + 1]!;
-    else if (name === ":path") path = fields[i + 1]!.length > 0;
-    else if (name === ":scheme") scheme = true;
-  }
-  return method === "CONNECT" ? true : method !== "" && path && scheme;
-}
-
-/** Starts forwarding a request stream. Malformed requests are reset with PROTOCOL_ERROR. */
+/** Starts forwarding a request stream (the connection already refused malformed ones, RFC 9113 §8.1.1). */
 export function forwardH2(downstream: H2Stream, fields: HeaderFields, endStream: boolean, options: H2ForwardOptions): void {
-  if (!wellFormedRequest(fields)) {
-    downstream.reset(ErrorCode.PROTOCOL_ERROR);
-    options.finished({ attempts: 0, error: "MALFORMED_REQUEST", durationMs: 0 });
-    return;
-  }
   new ForwardedCall(downstream, fields, endStream, options).start();
 }
 
@@ -301,6 +281,12 @@ class ForwardedCall {
       return this.attempt();
     }
     this.settle(false);
+    if (cause === "malformed") {
+      // We reset it: the upstream's response broke HTTP/2 (§8.1.1), and is not forwarded.
+      if (!this.responseStarted) return this.fail(new UpstreamError("UPSTREAM_PROTOCOL", "the upstream sent a malformed HTTP/2 response", false));
+      this.result.error = "UPSTREAM_PROTOCOL";
+      return this.downstream.reset(ErrorCode.INTERNAL_ERROR);
+    }
     if (!this.responseStarted && cause === "peer") {
       // The upstream reset it: the client gets the same code, which says e.g. whether it was processed.
       this.result.error = "UPSTREAM_RESET";

@@ -31,6 +31,7 @@ import {
   type Frame,
 } from "./frames.js";
 import { HpackDecoder, HpackEncoder, HpackError, type HeaderFields } from "./hpack.js";
+import { declaredContentLength, requestProblem, responseProblem, trailersProblem } from "./message.js";
 
 export interface H2Limits {
   /** Streams the peer may have open on a server connection; more are refused (REFUSED_STREAM). */
@@ -47,9 +48,17 @@ export interface H2Limits {
   maxRefusedStreams: number;
   /** Streams the peer may reset per `floodWindowMs` (rapid reset, CVE-2023-44487). */
   maxResetsPerWindow: number;
-  /** PING, SETTINGS and empty DATA frames the peer may send per `floodWindowMs`. */
+  /**
+   * PING, SETTINGS, PRIORITY, empty DATA frames, WINDOW_UPDATEs that return no window we used, and
+   * frames on streams the peer reset, that the peer may send per `floodWindowMs`.
+   */
   maxControlFramesPerWindow: number;
   floodWindowMs: number;
+  /**
+   * Replies (SETTINGS and PING ACKs, RST_STREAM) we may queue while the socket is backed up: a peer
+   * that provokes them and does not read is cut before they pile up in memory.
+   */
+  maxPendingReplies: number;
 }
 
 export const DEFAULT_H2_LIMITS: H2Limits = {
@@ -62,7 +71,14 @@ export const DEFAULT_H2_LIMITS: H2Limits = {
   maxResetsPerWindow: 200,
   maxControlFramesPerWindow: 1000,
   floodWindowMs: 1000,
+  maxPendingReplies: 1000,
 };
+
+/** How a stream ended, as far as frames the peer sends on it later are concerned (RFC 9113 §5.1). */
+type ClosedHow = "ended" | "reset-by-us" | "reset-by-peer";
+
+/** Closed streams remembered per connection to answer late frames on them; older ones are ignored. */
+const CLOSED_STREAMS_KEPT = 128;
 
 /** What happens on one stream, as the peer sends it. */
 export interface StreamHandler {
@@ -73,14 +89,15 @@ export interface StreamHandler {
   /**
    * The stream ended abnormally, not by our own reset: the peer reset it (or broke the protocol on
    * it), the connection was lost, or (client role) the peer refused it unprocessed (REFUSED_STREAM
-   * or above a GOAWAY's last stream id), in which case it is safe to send it elsewhere.
+   * or above a GOAWAY's last stream id), in which case it is safe to send it elsewhere, or we reset
+   * it because the peer's message on it was malformed (RFC 9113 §8.1.1).
    */
   reset(code: number, cause: ResetCause): void;
   /** The stream is over (both sides ended, or reset either way); called last. */
   closed(): void;
 }
 
-export type ResetCause = "peer" | "refused" | "lost";
+export type ResetCause = "peer" | "refused" | "lost" | "malformed";
 
 const IGNORE: StreamHandler = { headers() {}, data() {}, trailers() {}, reset() {}, closed() {} };
 
@@ -98,6 +115,11 @@ export class H2Stream {
   recvWindow: number;
   /** Received bytes passed on but not yet credited back to the peer. */
   unacked = 0;
+  /** DATA frames we sent that no WINDOW_UPDATE answered yet (each may be credited by one); the first update is free. */
+  unansweredData = 1;
+  /** Server role: the request's content-length (RFC 9113 §8.1.1), and the DATA received so far. */
+  expectedLength: number | undefined;
+  receivedLength = 0;
   readonly queue: Buffer[] = [];
   queuedBytes = 0;
   queuedEnd = false;
@@ -186,10 +208,17 @@ export class H2Connection {
   private connSendWindow = DEFAULT_WINDOW;
   private connRecvWindow = DEFAULT_WINDOW;
   private connUnacked = 0;
+  /** DATA frames we sent on this connection that no connection-level WINDOW_UPDATE answered yet. */
+  private connUnansweredData = 0;
+  /** Replies queued since the socket last drained, while it is backed up. */
+  private pendingReplies = 0;
+  /** Recently closed streams, oldest first; every stream above `forgottenBelow` opened so far is open or in here. */
+  private readonly closedStreams = new Map<number, ClosedHow>();
+  private forgottenBelow = 0;
   /** Highest stream id the peer opened (server role) or we opened (client role). */
   private lastPeerStreamId = 0;
   private nextStreamId = 1;
-  private continuation: { streamId: number; flags: number; chunks: Buffer[]; size: number } | undefined;
+  private continuation: { streamId: number; flags: number; chunks: Buffer[]; size: number; selfDependent: boolean } | undefined;
   private refusedStreams = 0;
   private readonly counters: Record<CountedKind, { start: number; count: number }> = {
     resets: { start: 0, count: 0 },
@@ -310,6 +339,17 @@ export class H2Connection {
     this.scheduleFlush();
   }
 
+  /**
+   * A frame the peer provoked (an ACK, a stream error). While the socket is backed up they are
+   * counted: a peer that keeps provoking them without reading would make them pile up.
+   */
+  private reply(buf: Buffer): void {
+    if (this.socket.writableNeedDrain && ++this.pendingReplies > this.limits.maxPendingReplies) {
+      throw new FrameError(ErrorCode.ENHANCE_YOUR_CALM, `more than ${this.limits.maxPendingReplies} replies queued for a peer that does not read`);
+    }
+    this.write(buf);
+  }
+
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -356,6 +396,7 @@ export class H2Connection {
   }
 
   private onDrain(): void {
+    this.pendingReplies = 0;
     const owed = this.afterDrain;
     this.afterDrain = [];
     for (let i = 0; i < owed.length; i += 2) (owed[i] as H2Stream).consumed(owed[i + 1] as number);
@@ -428,6 +469,8 @@ export class H2Connection {
       offset += n;
       stream.sendWindow -= n;
       this.connSendWindow -= n;
+      stream.unansweredData++;
+      this.connUnansweredData++;
     }
     return offset === 0 ? chunk : chunk.subarray(offset);
   }
@@ -465,8 +508,14 @@ export class H2Connection {
   /** Sends RST_STREAM; the handler hears of it only when `cause` says the peer provoked it. */
   resetStream(stream: H2Stream, code: number, cause?: ResetCause): void {
     if (stream.closed) return;
-    if (!this.closedFlag) this.write(rstStreamFrame(stream.id, code));
-    this.closeStream(stream, cause ? { code, cause } : undefined);
+    if (!this.closedFlag) {
+      if (cause === "peer" || cause === "malformed") {
+        // A stream error the peer caused (RFC 9113 §5.4.2): counted, and the reply is bounded.
+        this.events.protocolError?.("h2-stream", `stream ${stream.id} reset with code ${code}`);
+        this.reply(rstStreamFrame(stream.id, code));
+      } else this.write(rstStreamFrame(stream.id, code));
+    }
+    this.closeStream(stream, cause ? { code, cause } : undefined, "reset-by-us");
   }
 
   credit(stream: H2Stream, n: number): void {
@@ -486,8 +535,9 @@ export class H2Connection {
     if (stream.remoteEnded) this.closeStream(stream);
   }
 
-  private closeStream(stream: H2Stream, reset?: { code: number; cause: ResetCause }): void {
+  private closeStream(stream: H2Stream, reset?: { code: number; cause: ResetCause }, how: ClosedHow = "ended"): void {
     if (stream.closed) return;
+    this.rememberClosed(stream.id, how);
     stream.closed = true;
     stream.localEnded = true;
     stream.remoteEnded = true;
@@ -501,6 +551,39 @@ export class H2Connection {
     if (reset) stream.handler.reset(reset.code, reset.cause);
     stream.handler.closed();
     this.endIfIdle();
+  }
+
+  private rememberClosed(id: number, how: ClosedHow): void {
+    this.closedStreams.set(id, how);
+    if (this.closedStreams.size <= CLOSED_STREAMS_KEPT) return;
+    const [oldest] = this.closedStreams.keys() as unknown as [number];
+    this.closedStreams.delete(oldest);
+    this.forgottenBelow = Math.max(this.forgottenBelow, oldest);
+  }
+
+  /** Neither open nor ever opened: a stream id the peer may not send frames on yet (RFC 9113 §5.1, §5.1.1). */
+  private isIdle(id: number): boolean {
+    if (id % 2 === 0 || id > this.lastPeerStreamId) return true; // even: push is disabled both ways
+    // Server role: the client may skip ids, and every id it opened above `forgottenBelow` is known.
+    return this.role === "server" && id > this.forgottenBelow && !this.closedStreams.has(id);
+  }
+
+  /**
+   * A DATA or HEADERS frame on a stream that is not open (RFC 9113 §5.1): ignored after our reset
+   * (the peer may not have seen it yet), a stream error after the peer's own reset, a connection
+   * error after both sides ended it or on a stream never opened.
+   */
+  private onNotOpen(id: number, what: string): void {
+    const how = this.closedStreams.get(id);
+    if (how === "reset-by-us") return;
+    if (how === "reset-by-peer") {
+      this.count("control", this.limits.maxControlFramesPerWindow, "frames on reset streams");
+      this.events.protocolError?.("h2-stream", `${what} on stream ${id} after its RST_STREAM`);
+      return this.reply(rstStreamFrame(id, ErrorCode.STREAM_CLOSED));
+    }
+    if (how === "ended") throw new FrameError(ErrorCode.STREAM_CLOSED, `${what} on closed stream ${id}`);
+    if (this.isIdle(id)) throw new FrameError(ErrorCode.PROTOCOL_ERROR, `${what} on idle stream ${id}`);
+    // Closed too long ago to be remembered: ignored.
   }
 
   private endIfIdle(): void {
@@ -568,11 +651,7 @@ export class H2Connection {
       case FrameType.WINDOW_UPDATE:
         return this.onWindowUpdate(f);
       case FrameType.PRIORITY:
-        if (f.streamId === 0) throw new FrameError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0");
-        if (f.payload.length !== 5) throw new FrameError(ErrorCode.FRAME_SIZE_ERROR, "PRIORITY payload is not 5 bytes");
-        // Advisory (the proxy does not reorder), but each costs a parse: a flood is cut like PINGs.
-        this.count("control", this.limits.maxControlFramesPerWindow, "PRIORITY frames");
-        return;
+        return this.onPriority(f);
       case FrameType.PUSH_PROMISE:
         throw new FrameError(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE is not allowed (push is disabled)");
       default:
@@ -600,13 +679,10 @@ export class H2Connection {
     if (length === 0 && !endStream) this.count("control", this.limits.maxControlFramesPerWindow, "empty DATA frames");
     const stream = this.streams.get(f.streamId);
     if (!stream || stream.remoteEnded) {
-      if (f.streamId > this.lastPeerStreamId && this.role === "server") {
-        throw new FrameError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${f.streamId}`);
-      }
-      // A stream we already closed: the bytes still count against the connection window.
+      // The bytes still count against the connection window.
       this.creditConnection(length);
-      if (stream) this.resetStream(stream, ErrorCode.STREAM_CLOSED, "peer");
-      return;
+      if (stream) return this.resetStream(stream, ErrorCode.STREAM_CLOSED, "peer"); // half-closed (remote)
+      return this.onNotOpen(f.streamId, "DATA");
     }
     stream.recvWindow -= length;
     if (stream.recvWindow < 0) {
@@ -618,6 +694,14 @@ export class H2Connection {
     const body = unpad(f);
     const padding = length - body.length;
     if (padding > 0) this.credit(stream, padding);
+    if (stream.expectedLength !== undefined) {
+      stream.receivedLength += body.length;
+      if (stream.receivedLength > stream.expectedLength || (endStream && stream.receivedLength !== stream.expectedLength)) {
+        // §8.1.1: DATA that does not add up to the content-length makes the request malformed.
+        this.creditConnection(body.length);
+        return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "malformed");
+      }
+    }
     if (endStream) stream.remoteEnded = true;
     stream.handler.data(body, endStream);
     if (endStream && stream.localEnded) this.closeStream(stream);
@@ -637,18 +721,16 @@ export class H2Connection {
   private onHeaders(f: Frame): void {
     if (f.streamId === 0) throw new FrameError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0");
     let block = unpad(f);
+    let selfDependent = false;
     if (f.flags & Flags.PRIORITY) {
       if (block.length < 5) throw new FrameError(ErrorCode.FRAME_SIZE_ERROR, "HEADERS priority fields truncated");
+      selfDependent = (block.readUInt32BE(0) & 0x7fffffff) === f.streamId;
       block = block.subarray(5);
     }
-    if (f.flags & Flags.END_HEADERS) return this.onHeaderBlock(f.streamId, f.flags, block);
-    this.startContinuation(f.streamId, f.flags, block);
-  }
-
-  private startContinuation(streamId: number, flags: number, first: Buffer): void {
-    if (first.length > this.limits.maxHeaderBlockBytes) this.headerBlockTooLarge();
+    if (f.flags & Flags.END_HEADERS) return this.onHeaderBlock(f.streamId, f.flags, block, selfDependent);
+    if (block.length > this.limits.maxHeaderBlockBytes) this.headerBlockTooLarge();
     // Copy: the frame's bytes belong to a chunk the reader may reuse.
-    this.continuation = { streamId, flags, chunks: [Buffer.from(first)], size: first.length };
+    this.continuation = { streamId: f.streamId, flags: f.flags, chunks: [Buffer.from(block)], size: block.length, selfDependent };
   }
 
   private headerBlockTooLarge(): never {
@@ -663,59 +745,66 @@ export class H2Connection {
     c.chunks.push(Buffer.from(f.payload));
     if (!(f.flags & Flags.END_HEADERS)) return;
     this.continuation = undefined;
-    this.onHeaderBlock(c.streamId, c.flags, Buffer.concat(c.chunks, c.size));
+    this.onHeaderBlock(c.streamId, c.flags, Buffer.concat(c.chunks, c.size), c.selfDependent);
   }
 
-  private onHeaderBlock(streamId: number, flags: number, block: Buffer): void {
+  /** A complete header block. `selfDependent`: its priority names its own stream (§5.3.1: a stream error). */
+  private onHeaderBlock(streamId: number, flags: number, block: Buffer, selfDependent: boolean): void {
     // Always decode: the HPACK table is shared by every stream, even ones we refuse.
     const fields = this.decoder.decode(block);
     const endStream = (flags & Flags.END_STREAM) !== 0;
     const stream = this.streams.get(streamId);
-    if (this.role === "server") return this.onServerHeaders(streamId, stream, fields, endStream);
     if (!stream) {
-      if (streamId > this.lastPeerStreamId || streamId % 2 === 0) throw new FrameError(ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${streamId} we never opened`);
-      return; // a stream we already closed
+      if (this.role === "server" && streamId % 2 === 1 && streamId > this.lastPeerStreamId) return this.onRequest(streamId, fields, endStream, selfDependent);
+      return this.onNotOpen(streamId, "HEADERS");
     }
-    if (stream.remoteEnded) return this.resetStream(stream, ErrorCode.STREAM_CLOSED, "peer");
-    if (stream.headersReceived && !endStream) {
-      // After the final response headers only trailers may come, and they end the stream.
-      return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "peer");
-    }
-    if (endStream) stream.remoteEnded = true;
-    if (stream.headersReceived) stream.handler.trailers(fields);
-    else {
-      const status = fields[0] === ":status" ? fields[1]! : "";
-      if (!(status.length === 3 && status[0] === "1")) stream.headersReceived = true;
-      stream.handler.headers(fields, endStream);
-    }
-    if (endStream && stream.localEnded) this.closeStream(stream);
-  }
-
-  private onServerHeaders(streamId: number, stream: H2Stream | undefined, fields: HeaderFields, endStream: boolean): void {
-    if (stream) {
-      // A second header block on a request is its trailers, which must end the stream.
-      if (stream.remoteEnded || !endStream) return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "peer");
+    if (stream.remoteEnded) return this.resetStream(stream, ErrorCode.STREAM_CLOSED, "peer"); // half-closed (remote)
+    if (selfDependent) return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "peer");
+    if (this.role === "server" || stream.headersReceived) {
+      // A second header block on a request, or after the final response headers: trailers, which end the stream (§8.1).
+      if (!endStream || trailersProblem(fields) !== undefined) return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "malformed");
+      if (stream.expectedLength !== undefined && stream.receivedLength !== stream.expectedLength) return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "malformed");
       stream.remoteEnded = true;
       stream.handler.trailers(fields);
       if (stream.localEnded) this.closeStream(stream);
       return;
     }
-    if (streamId % 2 === 0 || streamId <= this.lastPeerStreamId) {
-      if (streamId % 2 === 1) return; // a late frame on a stream that is already closed
-      throw new FrameError(ErrorCode.PROTOCOL_ERROR, `client opened stream ${streamId} out of order`);
-    }
+    const status = fields[0] === ":status" ? fields[1]! : "";
+    const informational = status.length === 3 && status[0] === "1";
+    // §8.1: an informational response cannot end the stream.
+    if (responseProblem(fields) !== undefined || (informational && endStream)) return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "malformed");
+    if (endStream) stream.remoteEnded = true;
+    if (!informational) stream.headersReceived = true;
+    stream.handler.headers(fields, endStream);
+    if (endStream && stream.localEnded) this.closeStream(stream);
+  }
+
+  /** Server role: the header block that opens stream `streamId`. */
+  private onRequest(streamId: number, fields: HeaderFields, endStream: boolean, selfDependent: boolean): void {
     this.lastPeerStreamId = streamId;
-    if (this.goingAway) return; // above the GOAWAY's last stream: not processed
+    if (this.goingAway) return this.rememberClosed(streamId, "reset-by-us"); // above the GOAWAY's last stream: not processed
     if (this.streams.size >= this.limits.maxConcurrentStreams) {
+      this.rememberClosed(streamId, "reset-by-us");
       this.write(rstStreamFrame(streamId, ErrorCode.REFUSED_STREAM));
       if (++this.refusedStreams > this.limits.maxRefusedStreams) {
         throw new FrameError(ErrorCode.ENHANCE_YOUR_CALM, `more than ${this.limits.maxRefusedStreams} streams refused for exceeding the concurrency limit`);
       }
       return;
     }
+    const expectedLength = declaredContentLength(fields);
+    const problem = selfDependent
+      ? "the stream depends on itself"
+      : (requestProblem(fields) ?? (Number.isNaN(expectedLength) ? "the content-length is not a number" : endStream && expectedLength ? "the content-length does not match the body" : undefined));
+    if (problem) {
+      // §8.1.1: a malformed request is a stream error and is not forwarded.
+      this.rememberClosed(streamId, "reset-by-us");
+      this.events.protocolError?.("h2-malformed", `stream ${streamId}: ${problem}`);
+      return this.reply(rstStreamFrame(streamId, ErrorCode.PROTOCOL_ERROR));
+    }
     const created = new H2Stream(streamId, this, this.peerInitialWindow, this.limits.initialWindowSize);
     created.headersReceived = true;
     created.remoteEnded = endStream;
+    created.expectedLength = expectedLength;
     this.streams.set(streamId, created);
     this.events.streamCountChanged?.(this.streams.size);
     this.events.stream?.(created, fields, endStream);
@@ -726,10 +815,25 @@ export class H2Connection {
     if (f.payload.length !== 4) throw new FrameError(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM payload is not 4 bytes");
     if (this.role === "server") this.count("resets", this.limits.maxResetsPerWindow, "streams reset by the client");
     const stream = this.streams.get(f.streamId);
-    if (!stream) return;
+    if (!stream) {
+      if (this.isIdle(f.streamId)) throw new FrameError(ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${f.streamId}`);
+      return;
+    }
     const code = f.payload.readUInt32BE(0);
     const refused = this.role === "client" && code === ErrorCode.REFUSED_STREAM && !stream.headersReceived;
-    this.closeStream(stream, { code, cause: refused ? "refused" : "peer" });
+    this.closeStream(stream, { code, cause: refused ? "refused" : "peer" }, "reset-by-peer");
+  }
+
+  private onPriority(f: Frame): void {
+    if (f.streamId === 0) throw new FrameError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0");
+    if (f.payload.length !== 5) throw new FrameError(ErrorCode.FRAME_SIZE_ERROR, "PRIORITY payload is not 5 bytes");
+    // Advisory (the proxy does not reorder), but each costs a parse: a flood is cut like PINGs.
+    this.count("control", this.limits.maxControlFramesPerWindow, "PRIORITY frames");
+    if ((f.payload.readUInt32BE(0) & 0x7fffffff) !== f.streamId) return;
+    // §5.3.1: a stream cannot depend on itself (a stream error; on a stream that is not open, the connection's).
+    const stream = this.streams.get(f.streamId);
+    if (!stream) throw new FrameError(ErrorCode.PROTOCOL_ERROR, `PRIORITY: stream ${f.streamId} depends on itself`);
+    this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "peer");
   }
 
   private onSettings(f: Frame): void {
@@ -740,7 +844,7 @@ export class H2Connection {
     }
     if (this.settingsReceived) this.count("control", this.limits.maxControlFramesPerWindow, "SETTINGS frames");
     for (const [id, value] of parseSettings(f.payload)) this.applySetting(id, value);
-    this.write(frame(FrameType.SETTINGS, Flags.ACK, 0));
+    this.reply(frame(FrameType.SETTINGS, Flags.ACK, 0));
     if (!this.settingsReceived) {
       this.settingsReceived = true;
       this.events.ready?.();
@@ -761,6 +865,10 @@ export class H2Connection {
       case Setting.INITIAL_WINDOW_SIZE: {
         if (value > MAX_WINDOW) throw new FrameError(ErrorCode.FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1");
         const delta = value - this.peerInitialWindow;
+        for (const stream of this.streams.values()) {
+          // §6.9.2: a change that takes any stream's window past the maximum is a connection error.
+          if (stream.sendWindow + delta > MAX_WINDOW) throw new FrameError(ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE takes stream ${stream.id}'s window above 2^31-1`);
+        }
         this.peerInitialWindow = value;
         for (const stream of this.streams.values()) stream.sendWindow += delta;
         if (delta > 0) this.flushBlocked();
@@ -780,7 +888,7 @@ export class H2Connection {
     if (f.payload.length !== 8) throw new FrameError(ErrorCode.FRAME_SIZE_ERROR, "PING payload is not 8 bytes");
     if (f.flags & Flags.ACK) return;
     this.count("control", this.limits.maxControlFramesPerWindow, "PING frames");
-    this.write(frame(FrameType.PING, Flags.ACK, 0, f.payload));
+    this.reply(frame(FrameType.PING, Flags.ACK, 0, f.payload));
   }
 
   private onGoaway(f: Frame): void {
@@ -793,7 +901,7 @@ export class H2Connection {
       // Streams above the last one the server will process were never seen by it: safe elsewhere.
       for (const stream of [...this.streams.values()]) {
         if (stream.id <= lastStreamId) continue;
-        this.closeStream(stream, { code: ErrorCode.REFUSED_STREAM, cause: "refused" });
+        this.closeStream(stream, { code: ErrorCode.REFUSED_STREAM, cause: "refused" }, "reset-by-peer");
       }
     }
     this.events.goaway?.(lastStreamId, code);
@@ -808,13 +916,21 @@ export class H2Connection {
     const increment = f.payload.readUInt32BE(0) & 0x7fffffff;
     if (f.streamId === 0) {
       if (increment === 0) throw new FrameError(ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection");
+      // An update that answers none of our DATA frames is not needed: a flood of them is cut like PINGs.
+      if (this.connUnansweredData > 0) this.connUnansweredData--;
+      else this.count("control", this.limits.maxControlFramesPerWindow, "WINDOW_UPDATE frames");
       this.connSendWindow += increment;
       if (this.connSendWindow > MAX_WINDOW) throw new FrameError(ErrorCode.FLOW_CONTROL_ERROR, "connection window above 2^31-1");
       this.flushBlocked();
       return;
     }
     const stream = this.streams.get(f.streamId);
-    if (!stream) return;
+    if (!stream) {
+      if (this.isIdle(f.streamId)) throw new FrameError(ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${f.streamId}`);
+      return this.count("control", this.limits.maxControlFramesPerWindow, "WINDOW_UPDATE frames"); // closed: ignored
+    }
+    if (stream.unansweredData > 0) stream.unansweredData--;
+    else this.count("control", this.limits.maxControlFramesPerWindow, "WINDOW_UPDATE frames");
     if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
       return this.resetStream(stream, increment === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR, "peer");
     }
