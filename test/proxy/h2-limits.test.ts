@@ -9,7 +9,8 @@ import http2 from "node:http2";
 import net from "node:net";
 import { once } from "node:events";
 import { DEFAULT_H2_LIMITS, H2Connection, type H2Limits, type H2Stream } from "../../src/proxy/h2/connection.js";
-import { E, F, frame, listenH2, parseSettings, PREFACE, RawPeer, request, S, T } from "./fixtures/h2-raw.js";
+import { E, F, frame, listenH2, parseSettings, PREFACE, RawPeer, request, S, settings, T, u32 } from "./fixtures/h2-raw.js";
+import { MemorySocket } from "./fixtures/memory-socket.js";
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
@@ -230,4 +231,37 @@ test("a header block over maxHeaderBlockBytes is cut while it arrives (CONTINUAT
   const goaway = await peer.goaway();
   assert.equal(goaway.code, E.ENHANCE_YOUR_CALM);
   await stillServes(limited.port);
+});
+
+test("a WINDOW_UPDATE flood (updates that answer none of our DATA) is cut like a PING flood", async () => {
+  const errorsBefore = server.state.protocolErrors.length;
+  const peer = await RawPeer.connect(port);
+  const flood = Buffer.concat(Array.from({ length: DEFAULT_H2_LIMITS.maxControlFramesPerWindow + 10 }, () => frame(T.WINDOW_UPDATE, 0, 0, u32(1))));
+  peer.send(flood);
+  const goaway = await peer.goaway();
+  assert.equal(goaway.code, E.ENHANCE_YOUR_CALM, goaway.debug);
+  assert.match(goaway.debug, /WINDOW_UPDATE/);
+  assert.deepEqual(server.state.protocolErrors.slice(errorsBefore), ["h2-flood"]);
+  await stillServes();
+});
+
+test("replies to a peer that pings just under the rate limit and never reads are bounded: the connection is cut", async () => {
+  const socket = new MemorySocket(true); // writes never complete: the peer does not read
+  let now = 0;
+  const errors: string[] = [];
+  const connection = new H2Connection(socket, { role: "server", now: () => now, events: { protocolError: (kind) => errors.push(kind) } });
+  socket.receive(Buffer.concat([PREFACE, settings()]));
+  const perWindow = DEFAULT_H2_LIMITS.maxControlFramesPerWindow - 100;
+  let rounds = 0;
+  while (!connection.closed && rounds < 100) {
+    rounds++;
+    now += DEFAULT_H2_LIMITS.floodWindowMs; // a new flood window each round: the rate limit is never reached
+    socket.receive(Buffer.concat(Array.from({ length: perWindow }, (_, i) => frame(T.PING, 0, 0, Buffer.alloc(8, i)))));
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(connection.closed, `still open after ${rounds} rounds of ${perWindow} PINGs`);
+  assert.deepEqual(errors, ["h2-flood"]);
+  // What waits for the peer: the ACKs up to the socket's high-water mark, then at most maxPendingReplies more.
+  assert.ok(socket.writableLength < 64 * 1024, `${socket.writableLength} bytes queued`);
+  socket.destroy();
 });
