@@ -15,7 +15,7 @@ import { validatePolicyResource } from "../cluster/policy-validation.js";
 import { startControlPlane } from "../controlplane/index.js";
 import { DEFAULT_CLUSTER_DOMAIN } from "../discovery/server.js";
 import { DEFAULT_TRUST_DOMAIN } from "../identity/names.js";
-import { UsageError } from "../core/errors.js";
+import { errorMessage, UsageError } from "../core/errors.js";
 import { formatTable } from "../core/table.js";
 import { compileInboundServer, DEFAULT_SETTINGS, effectiveDefault, serversFor, type PolicySettings } from "../policy/compile.js";
 import { desiredStatuses } from "../policy/status.js";
@@ -121,9 +121,18 @@ function validate(files: string[]): void {
   for (const file of files) {
     const text = readFileSync(file, "utf8");
     for (const doc of parseAllDocuments(text)) {
-      const obj = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
+      const line = `${file}:${doc.range ? text.slice(0, doc.range[0]).split("\n").length : 1}`;
+      let obj: { kind?: string; metadata?: { name?: string } } | null;
+      try {
+        // Throws on an alias whose anchor is missing, or on more aliases than a manifest needs.
+        obj = doc.toJS({ maxAliasCount: 100 }) as typeof obj;
+      } catch (err) {
+        console.log(`${line}: error: ${errorMessage(err)}`);
+        bad++;
+        continue;
+      }
       if (!obj) continue;
-      const where = `${file}:${doc.range ? text.slice(0, doc.range[0]).split("\n").length : 1} ${obj.kind ?? "?"}/${obj.metadata?.name ?? "?"}`;
+      const where = `${line} ${obj.kind ?? "?"}/${obj.metadata?.name ?? "?"}`;
       if (!(POLICY_KINDS as readonly string[]).includes(obj.kind ?? "")) continue;
       const { errors, warnings } = validatePolicyResource(obj);
       for (const e of errors) console.log(`${where}: error: ${e.field ? `${e.field}: ` : ""}${e.message}`);

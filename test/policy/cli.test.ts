@@ -58,3 +58,18 @@ test("explain: a Server without authorizations says nobody is allowed", () => {
   const rows = explainInboundServer({ name: "server:shop/x", protocol: "http1", authorizations: [], routes: [], defaultPolicy: "deny", audit: false });
   assert.deepEqual(rows, [{ route: "(connection)", match: "everything", authorization: "-", allows: "nobody (denied)" }]);
 });
+
+// Found by the inject-yaml fuzz target (same reader bug): an alias without its anchor crashed `policy validate`.
+test("tether policy validate reports a YAML alias without its anchor as an error", { timeout: 40000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tether-validate-"));
+  try {
+    writeFileSync(join(dir, "bad.yaml"), "*!\n");
+    const r = await tether(["policy", "validate", join(dir, "bad.yaml")]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /bad\.yaml:1: error: .*alias/i);
+    assert.match(r.stderr, /POLICY_INVALID/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+

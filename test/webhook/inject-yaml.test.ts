@@ -25,6 +25,16 @@ function at(obj: any, path: string[]): any {
   return path.reduce((v, k) => v?.[k], obj);
 }
 
+describe("tether inject: reading YAML", () => {
+  // Found by the inject-yaml fuzz target (fast-check's shrunk input): an alias with no anchor made
+  // the yaml library throw a ReferenceError out of `tether inject` instead of a refusal.
+  it("an alias without its anchor, or an alias bomb, is a YAML_INVALID refusal, not a crash", () => {
+    assert.throws(() => parseYamlObjects("*!", "in.yaml"), (err: Error & { code?: string }) => err.code === "YAML_INVALID" && /in\.yaml/.test(err.message));
+    const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]", ...Array.from({ length: 8 }, (_, i) => `${"bcdefghi"[i]}: &${"bcdefghi"[i]} [${Array(10).fill(`*${"abcdefgh"[i]}`).join(", ")}]`)].join("\n");
+    assert.throws(() => parseYamlObjects(bomb, "bomb.yaml"), (err: Error & { code?: string }) => err.code === "YAML_INVALID");
+  });
+});
+
 describe("tether inject (offline)", () => {
   for (const [kind, obj, path] of workloads) {
     it(`injects a ${kind} and leaves everything else of it alone`, () => {

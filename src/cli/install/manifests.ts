@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments, stringify } from "yaml";
-import { UsageError } from "../../core/errors.js";
+import { errorMessage, UsageError } from "../../core/errors.js";
 import type { K8sObject } from "./render.js";
 
 export const DEPLOY_DIR = fileURLToPath(new URL("../../../deploy/", import.meta.url));
@@ -24,7 +24,13 @@ export function parseYamlObjects(text: string, source: string): unknown[] {
       const e = doc.errors[0]!;
       throw new UsageError("YAML_INVALID", `${source}: ${e.message}`);
     }
-    const value = doc.toJS();
+    let value: unknown;
+    try {
+      // Throws on an alias whose anchor is missing, or on more aliases than a manifest needs.
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      throw new UsageError("YAML_INVALID", `${source}: ${errorMessage(err)}`);
+    }
     if (value !== null && value !== undefined) out.push(value);
   }
   return out;

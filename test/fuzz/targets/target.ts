@@ -15,10 +15,13 @@ export function expect(condition: unknown, message: string): asserts condition {
   if (!condition) throw new WrongAccept(message);
 }
 
+/** What a check may say of an input it passed: whether the code under test accepted it (for the tables). */
+export type Verdict = "accepted" | "refused" | void;
+
 /** One opened target: `check` may be called many times, concurrently when `concurrent`. */
 export interface FuzzHarness<T> {
   arbitrary: fc.Arbitrary<T>;
-  check(input: T): void | Promise<void>;
+  check(input: T): Verdict | Promise<Verdict>;
   /** Checks may run concurrently (e.g. they batch requests to a child process). */
   concurrent?: boolean;
   close?(): void | Promise<void>;
