@@ -20,8 +20,12 @@ if (wanted.length === 0) {
   console.log(`usage: npm run bench -- NAME...\navailable: ${available.join(", ") || "(none yet)"}`);
   process.exit(0);
 }
-// Arguments starting with "-" are options for the benchmarks, not names.
-for (const name of wanted.filter((w) => !w.startsWith("-"))) {
+// Names come first; from the first argument starting with "-" on, options for the benchmarks
+// (so that option values such as `--minutes 10` are not taken for names).
+const firstOption = wanted.findIndex((w) => w.startsWith("-"));
+const names = firstOption === -1 ? wanted : wanted.slice(0, firstOption);
+const options = wanted.slice(names.length);
+for (const name of names) {
   if (!available.includes(name)) {
     console.error(`no benchmark named ${name}; available: ${available.join(", ")}`);
     process.exit(2);
@@ -32,5 +36,5 @@ for (const name of wanted.filter((w) => !w.startsWith("-"))) {
     console.error(missing);
     process.exit(2);
   }
-  await mod.run(wanted.slice(1));
+  await mod.run(options);
 }

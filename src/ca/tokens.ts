@@ -83,12 +83,26 @@ export interface JwksValidatorOptions {
   clockToleranceSeconds?: number;
 }
 
+/**
+ * Whether `token` is strictly in JWS compact serialization (RFC 7515 §3.1, §5.2): three base64url
+ * parts with no whitespace, padding or other characters, and a signature in canonical base64url
+ * (no stray bits in its last character). jose decodes the signature leniently, so without this a
+ * token could be altered without invalidating it: the same signed token in many spellings.
+ */
+function strictCompact(token: string): boolean {
+  const parts = token.split(".");
+  if (parts.length !== 3 || !parts.every((p) => p.length > 0 && /^[A-Za-z0-9_-]+$/.test(p))) return false;
+  const signature = parts[2]!;
+  return Buffer.from(signature, "base64url").toString("base64url") === signature;
+}
+
 export function jwksTokenValidator(opts: JwksValidatorOptions): TokenValidator {
   const keys = opts.jwks instanceof URL ? createRemoteJWKSet(opts.jwks) : createLocalJWKSet(opts.jwks);
   const audience = opts.audience ?? TOKEN_AUDIENCE;
   return {
     mode: "jwks",
     async validate(token, now) {
+      if (!strictCompact(token)) throw unauthenticated("TOKEN_MALFORMED", "token is not a well-formed JWT (JWS compact serialization)");
       try {
         const { payload } = await jwtVerify(token, keys, {
           issuer: opts.issuer,

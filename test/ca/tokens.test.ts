@@ -36,6 +36,28 @@ test("jwks mode names each problem", async () => {
   await assert.rejects(wrongIssuer.validate(await issuer.mint({ namespace: "shop", serviceAccount: "web" }), Date.now()), (e: CertifyError) => e.code === "TOKEN_WRONG_ISSUER");
 });
 
+// Found by the jwt fuzz target (shrunk: one space inserted in the signature of a valid token): jose
+// decodes base64url leniently, so altered spellings of a valid token passed. Only the exact token does.
+test("jwks mode refuses any other spelling of a valid token (RFC 7515 compact serialization)", async () => {
+  const v = jwksTokenValidator({ jwks: issuer.jwks(), issuer: issuer.issuer });
+  const token = await issuer.mint({ namespace: "shop", serviceAccount: "web" });
+  const signature = token.slice(token.lastIndexOf(".") + 1);
+  const lastChar = signature.at(-1)!;
+  // The last of 86 base64url characters carries 4 unused bits: another character there decodes to the same bytes.
+  const sameBytes = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".split("").find((c) => c !== lastChar && Buffer.from(signature.slice(0, -1) + c, "base64url").equals(Buffer.from(signature, "base64url")))!;
+  const spellings = [
+    `${token.slice(0, -10)} ${token.slice(-10)}`,
+    `${token}\n`,
+    `${token}=`,
+    `${token.slice(0, -1)}${sameBytes}`,
+    ` ${token}`,
+  ];
+  for (const spelling of spellings) {
+    await assert.rejects(v.validate(spelling, Date.now()), (e: CertifyError) => e.code === "TOKEN_MALFORMED", JSON.stringify(spelling.slice(-12)));
+  }
+  assert.equal((await v.validate(token, Date.now())).serviceAccount, "web");
+});
+
 test("service-account usernames parse strictly", () => {
   assert.deepEqual(parseServiceAccountUsername("system:serviceaccount:shop:web"), { namespace: "shop", serviceAccount: "web" });
   for (const bad of ["system:serviceaccount:shop", "system:serviceaccount:shop:web:x", "alice", "system:serviceaccount::web", 7]) {

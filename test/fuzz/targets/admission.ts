@@ -122,5 +122,6 @@ export const admissionTarget = target<Input>({
   name: "admission",
   what: "AdmissionReview bodies, injection patches (applied with fast-json-patch) and policy reviews: an answer, never internal",
   testRuns: 1500,
+  shares: { accepted: 0.05 },
   open: () => ({ arbitrary, check }),
 });

@@ -88,6 +88,7 @@ export const csrTarget = target<Input>({
   name: "csr",
   what: "CSR parser and checks: CertifyError or a request for exactly the token's identity (checked with @peculiar/x509)",
   testRuns: 1000,
+  shares: { accepted: 0.05, refused: 0.3 },
   open() {
     const keys: { privateKey: KeyObject; publicKey: KeyObject }[] = [
       ...Array.from({ length: 6 }, () => generateKeyPairSync("ec", { namedCurve: "P-256" })),

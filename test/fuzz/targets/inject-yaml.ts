@@ -119,5 +119,6 @@ export const injectYamlTarget = target<Input>({
   name: "inject-yaml",
   what: "`tether inject` on YAML (every workload kind, Lists, mutated text): TetherError or a correct, idempotent injection",
   testRuns: 1000,
+  shares: { accepted: 0.1, refused: 0.1 },
   open: () => ({ arbitrary, check }),
 });

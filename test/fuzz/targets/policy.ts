@@ -108,5 +108,6 @@ export const policyTarget = target<Input>({
   name: "policy",
   what: "policy resources with any field made invalid: the controller never throws and never widens access (never-widen)",
   testRuns: 1000,
+  shares: { refused: 0.25 },
   open: () => ({ arbitrary, check }),
 });

@@ -33,6 +33,11 @@ export interface FuzzTarget<T = unknown> {
   what: string;
   /** Inputs in `npm test` (at least 1,000). */
   testRuns: number;
+  /**
+   * Least shares of the inputs the code under test must accept / refuse in `npm test`: a generator
+   * that only makes inputs refused at the first check would prove nothing of the checks after it.
+   */
+  shares?: { accepted?: number; refused?: number };
   open(): FuzzHarness<T> | Promise<FuzzHarness<T>>;
 }
 
