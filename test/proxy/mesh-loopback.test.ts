@@ -7,119 +7,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import net from "node:net";
-import { pino } from "pino";
-import type { DestinationUpdate, InboundServer } from "../../src/api/index.js";
+import type { InboundServer } from "../../src/api/index.js";
 import { systemClock } from "../../src/core/clock.js";
-import { DestinationCache } from "../../src/proxy/destinations.js";
 import { InboundPolicyCache } from "../../src/proxy/inbound-policies.js";
 import { InboundProxy } from "../../src/proxy/inbound.js";
 import { createProxyMetrics } from "../../src/proxy/metrics.js";
-import { OutboundProxy } from "../../src/proxy/outbound.js";
 import { TlsContexts } from "../../src/proxy/tls-contexts.js";
-import { runEchoClient, startEchoServer, summarize } from "../../src/local/demo/echo.js";
+import { runEchoClient, summarize } from "../../src/local/demo/echo.js";
 import { startCaFixture } from "../support/ca-fixture.js";
 import { certifiedAgent } from "../support/identity-workloads.js";
-
-const silent = pino({ level: "silent" });
-const SERVICE = { address: "10.96.0.10", port: 50051 };
-
-const allowAuthenticated = (name: string): InboundServer => ({
-  name,
-  protocol: "unknown",
-  authorizations: [{ name: "all-authenticated", networks: [], authentication: "mtls", identities: ["*"] }],
-  routes: [],
-  defaultPolicy: "all-authenticated",
-  audit: false,
-});
-
-async function startReplica(f: Awaited<ReturnType<typeof startCaFixture>>, name: string, policy: InboundServer) {
-  const app = await startEchoServer({ replica: name, host: "127.0.0.1", port: 0 });
-  const { agent, creds } = await certifiedAgent(f, "echo", "demo");
-  const contexts = new TlsContexts(f.anchorsPem, systemClock);
-  contexts.install(creds);
-  const policies = new InboundPolicyCache({
-    subscribe: () => (handlers) => {
-      handlers.onMessage(policy);
-      return () => {};
-    },
-    clock: systemClock,
-    backoff: { initialMs: 100, maxMs: 1000 },
-  });
-  const metrics = createProxyMetrics({ pod: name });
-  const inbound = new InboundProxy({
-    listen: { host: "127.0.0.1", port: 0 },
-    policies,
-    contexts,
-    metrics,
-    logger: silent,
-    clock: systemClock,
-    appHost: "127.0.0.1",
-    opaquePorts: new Set(),
-    detectTimeoutMs: 1000,
-    controlPlaneWaitMs: 1000,
-    originalDestination: () => ({ address: "127.0.0.1", port: app.port, family: 4 }),
-  });
-  const port = await inbound.listen();
-  return {
-    name,
-    port,
-    metrics,
-    async close() {
-      await inbound.drain(0);
-      policies.close();
-      agent.stop();
-      await app.close();
-    },
-  };
-}
-
-async function startClientProxy(f: Awaited<ReturnType<typeof startCaFixture>>, endpoints: { port: number; name: string; identity: string }[]) {
-  const { agent, creds } = await certifiedAgent(f, "client", "demo");
-  const contexts = new TlsContexts(f.anchorsPem, systemClock);
-  contexts.install(creds);
-  const update: DestinationUpdate = {
-    update: "add",
-    add: {
-      endpoints: endpoints.map((e) => ({ address: "127.0.0.1", port: e.port, weight: 1, identity: e.identity, protocolHint: "h2", labels: { pod: e.name } })),
-    },
-  };
-  const destinations = new DestinationCache({
-    subscribe: (path) => (handlers) => {
-      if (path === `${SERVICE.address}:${SERVICE.port}`) handlers.onMessage(update);
-      else handlers.onMessage({ update: "noEndpoints", noEndpoints: { exists: false } });
-      return () => {};
-    },
-    clock: systemClock,
-    idleMs: 1000,
-    backoff: { initialMs: 100, maxMs: 1000 },
-  });
-  const metrics = createProxyMetrics({ pod: "client" });
-  const outbound = new OutboundProxy({
-    listen: { host: "127.0.0.1", port: 0 },
-    destinations,
-    contexts,
-    balancer: "peak-ewma",
-    metrics,
-    logger: silent,
-    clock: systemClock,
-    opaquePorts: new Set(),
-    detectTimeoutMs: 1000,
-    controlPlaneWaitMs: 1000,
-    originalDestination: () => ({ ...SERVICE, family: 4 }),
-  });
-  const port = await outbound.listen();
-  return {
-    port,
-    metrics,
-    async close() {
-      await outbound.drain(0);
-      destinations.close();
-      agent.stop();
-    },
-  };
-}
-
-const ECHO_IDENTITY = "echo.demo.serviceaccount.identity.tether.cluster.local";
+import { allowAuthenticated, ECHO_IDENTITY, silent, startClientProxy, startReplica } from "./fixtures/mesh.js";
 
 test("gRPC calls are balanced per request over mTLS across replicas", async (t) => {
   const f = await startCaFixture();
