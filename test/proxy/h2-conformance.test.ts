@@ -11,12 +11,15 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import tls from "node:tls";
 import { once } from "node:events";
-import type net from "node:net";
+import net from "node:net";
 import { windowUpdateFrame } from "../../src/proxy/h2/frames.js";
 import { huffmanEncode } from "../../src/proxy/h2/huffman.js";
 import { startCaFixture } from "../support/ca-fixture.js";
 import { certifiedAgent } from "../support/identity-workloads.js";
-import { E, F, frame, RawPeer, request, S, settings, T, u32, type RawFrame } from "./fixtures/h2-raw.js";
+import { fieldValue } from "../../src/proxy/h2/fields.js";
+import { HpackDecoder } from "../../src/proxy/h2/hpack.js";
+import { responseProblem, trailersProblem } from "../../src/proxy/h2/message.js";
+import { E, F, frame, PREFACE, RawPeer, request, S, settings, T, u32, parseSettings, type RawFrame } from "./fixtures/h2-raw.js";
 import { allowAuthenticated, ECHO_IDENTITY, startClientProxy, startReplica } from "./fixtures/mesh.js";
 
 const cleanups: (() => unknown)[] = [];
@@ -24,10 +27,14 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-// ---- the mesh: app <- inbound proxy <- (mTLS) <- outbound proxy ----
+// ---- two meshes: app <- inbound proxy <- (mTLS) <- outbound proxy ----
 
-/** The app: GET answers "ok", POST echoes its body, /hold never answers (until the test ends). */
+/**
+ * The node app: GET answers "ok", POST echoes its body, /big answers 100 kB, /headers answers its
+ * request's regular fields as JSON, /hold never answers (until the test ends).
+ */
 const held: http2.ServerHttp2Stream[] = [];
+const BIG = Buffer.alloc(100_000, 0x62);
 const app = http2.createServer();
 app.on("stream", (stream, headers) => {
   stream.on("error", () => {});
@@ -37,54 +44,105 @@ app.on("stream", (stream, headers) => {
   stream.on("end", () => {
     if (stream.destroyed) return;
     stream.respond({ ":status": 200 });
+    const path = headers[":path"];
+    if (path === "/big") return void stream.end(BIG);
+    if (path === "/headers") return void stream.end(JSON.stringify(Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith(":")))));
     stream.end(headers[":method"] === "POST" ? Buffer.concat(chunks) : "ok");
   });
 });
 app.listen(0, "127.0.0.1");
 await once(app, "listening");
-const appPort = (app.address() as net.AddressInfo).port;
 cleanups.push(() => (held.forEach((s) => s.close()), app.close()));
+const nodeAppPort = (app.address() as net.AddressInfo).port;
+
+/**
+ * The raw app, for responses no HTTP/2 library would send: each request is answered with exactly
+ * the frames its path names in RAW_RESPONSES, and the header block of each request it received
+ * is kept by path (to see how the proxy encoded it).
+ */
+const rawRequestBlocks = new Map<string, Buffer>();
+const RAW_RESPONSES: Record<string, (peer: RawPeer, id: number) => void> = {};
+const rawSockets = new Set<net.Socket>();
+const rawApp = net.createServer((socket) => {
+  rawSockets.add(socket);
+  socket.once("close", () => rawSockets.delete(socket));
+  const peer = new RawPeer(socket, PREFACE.length);
+  peer.send(settings());
+  const answered = new Set<number>();
+  peer.onFrame = (f) => {
+    if (f.type !== T.HEADERS || !(f.flags & F.END_HEADERS) || answered.has(f.streamId)) return;
+    answered.add(f.streamId);
+    const path = fieldValue(f.fields ?? [], ":path") ?? "";
+    rawRequestBlocks.set(path, f.payload);
+    (RAW_RESPONSES[path.replace(/\?.*/, "")] ?? ((p, id) => p.headers(id, [":status", "404"], true)))(peer, f.streamId);
+  };
+});
+rawApp.listen(0, "127.0.0.1");
+await once(rawApp, "listening");
+cleanups.push(() => (rawSockets.forEach((s) => s.destroy()), rawApp.close()));
 
 const ca = await startCaFixture();
 cleanups.push(() => ca.close());
-const inbound = await startReplica(ca, "app", allowAuthenticated("default:all-authenticated"), { port: appPort, close: async () => {} });
-cleanups.push(() => inbound.close());
-const outbound = await startClientProxy(ca, [{ port: inbound.port, name: "app", identity: ECHO_IDENTITY }]);
-cleanups.push(() => outbound.close());
 const client = await certifiedAgent(ca, "client", "demo");
 cleanups.push(() => client.agent.stop());
 
-const LISTENERS: Record<string, () => Promise<RawPeer>> = {
-  outbound: async () => RawPeer.connect(outbound.port, { handshake: false }),
-  inbound: async () => {
-    const socket = tls.connect({
-      host: "127.0.0.1",
-      port: inbound.port,
-      servername: ECHO_IDENTITY,
-      ca: ca.anchorsPem,
-      cert: client.creds.certChainPem,
-      key: client.creds.keyPem,
-      ALPNProtocols: ["h2"],
-    });
-    await once(socket, "secureConnect");
-    assert.equal(socket.alpnProtocol, "h2");
-    return RawPeer.over(socket, { handshake: false });
-  },
+async function meshTo(name: string, appPort: number) {
+  const inbound = await startReplica(ca, name, allowAuthenticated("default:all-authenticated"), { port: appPort, close: async () => {} });
+  cleanups.push(() => inbound.close());
+  const outbound = await startClientProxy(ca, [{ port: inbound.port, name, identity: ECHO_IDENTITY }]);
+  cleanups.push(() => outbound.close());
+  return { inbound: inbound.port, outbound: outbound.port };
+}
+const MESHES = {
+  node: await meshTo("app", nodeAppPort),
+  raw: await meshTo("raw", (rawApp.address() as net.AddressInfo).port),
 };
+type Listener = "outbound" | "inbound";
+
+/** A client of `listener` of the mesh in front of `app`: h2c to the outbound one, mTLS (ALPN h2) to the inbound one. */
+async function connect(listener: Listener, app: keyof typeof MESHES): Promise<RawPeer> {
+  const port = MESHES[app][listener];
+  if (listener === "outbound") return RawPeer.connect(port, { handshake: false });
+  const socket = tls.connect({
+    host: "127.0.0.1",
+    port,
+    servername: ECHO_IDENTITY,
+    ca: ca.anchorsPem,
+    cert: client.creds.certChainPem,
+    key: client.creds.keyPem,
+    ALPNProtocols: ["h2"],
+  });
+  await once(socket, "secureConnect");
+  assert.equal(socket.alpnProtocol, "h2");
+  return RawPeer.over(socket, { handshake: false });
+}
 
 // ---- what a case can expect (as h2spec: a stream error may also be answered as a connection error) ----
 
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 const codeName = (code: number) => Object.entries(E).find(([, v]) => v === code)?.[0] ?? String(code);
 
 class Conn {
-  constructor(readonly peer: RawPeer) {}
+  constructor(
+    readonly peer: RawPeer,
+    readonly listener: Listener,
+  ) {}
 
-  /** The client preface and SETTINGS, then the server's SETTINGS and its ACK of ours. */
+  /** The client preface and SETTINGS, then the server's SETTINGS (its first frame, §3.4) and its ACK of ours. */
   async handshake(pairs: Array<[number, number]> = []): Promise<void> {
     this.peer.send(PREFACE, settings(pairs));
     await this.peer.waitFor((f) => f.type === T.SETTINGS && !(f.flags & F.ACK), "the server's SETTINGS");
+    assert.deepEqual([this.peer.frames[0]!.type, this.peer.frames[0]!.flags], [T.SETTINGS, 0], "the server's first frame is SETTINGS");
     await this.peer.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) !== 0, "the ACK of our SETTINGS");
+  }
+
+  /** The server's SETTINGS. */
+  serverSettings(): Map<number, number> {
+    return parseSettings(this.peer.frames.find((f) => f.type === T.SETTINGS && !(f.flags & F.ACK))!.payload);
+  }
+
+  /** A path on the raw app unique to this listener (the raw app keeps request blocks by path). */
+  rawPath(path: string, n = 1): string {
+    return `${path}?${this.listener}-${n}`;
   }
 
   send(...frames: Buffer[]): void {
@@ -119,11 +177,39 @@ class Conn {
   }
 
   /** Stream `id` got a complete 200 response. */
-  async answered(id: number): Promise<{ body: Buffer }> {
+  async answered(id: number): ReturnType<RawPeer["response"]> {
     const r = await this.peer.response(id);
     assert.equal(r.rstCode, undefined, `stream ${id} reset with ${codeName(r.rstCode ?? 0)}`);
     assert.equal(r.fields?.[1], "200");
     return r;
+  }
+
+  /** A connection error of `code`, or the connection closed before any (what an endpoint may do at once). */
+  async connectionErrorOrClosed(code: number): Promise<void> {
+    await this.peer.waitFor((f) => f.type === T.GOAWAY, "GOAWAY").catch((err: unknown) => {
+      if (!this.peer.ended) throw err;
+    });
+    const g = this.peer.frames.find((f) => f.type === T.GOAWAY);
+    if (g) assert.equal(codeName(g.payload.readUInt32BE(4)), codeName(code));
+    const others = this.peer.frames.filter((f) => f.type !== T.SETTINGS && f.type !== T.WINDOW_UPDATE && f.type !== T.GOAWAY);
+    assert.deepEqual(others, [], "nothing but SETTINGS, WINDOW_UPDATE and GOAWAY");
+  }
+
+  /**
+   * A malformed response was not forwarded (§8.1.1): the client's stream is reset or answered 5xx
+   * by the proxy, and whatever header sections did reach the client are well-formed.
+   */
+  async malformedNotForwarded(id: number): Promise<void> {
+    const r = await this.peer.response(id);
+    if (r.rstCode === undefined) assert.match(r.fields?.[1] ?? "", /^5\d\d$/, `stream ${id} completed with ${JSON.stringify(r.fields)} and trailers ${JSON.stringify(r.trailers)}`);
+    if (r.fields) assert.equal(responseProblem(r.fields), undefined, JSON.stringify(r.fields));
+    if (r.trailers) assert.equal(trailersProblem(r.trailers), undefined, JSON.stringify(r.trailers));
+  }
+
+  /** Every frame received so far is at most `size` octets long. */
+  framesAtMost(size: number): void {
+    const larger = this.peer.frames.filter((f) => f.payload.length > size);
+    assert.deepEqual(larger.map((f) => `${f.type}/${f.payload.length}`), [], `frames above ${size} octets`);
   }
 
   /** The first DATA frame of stream `id`. */
@@ -135,8 +221,61 @@ class Conn {
 interface Case {
   section: string;
   what: string;
+  /** The app behind the proxies (default: the node app). */
+  app?: keyof typeof MESHES;
   run(c: Conn): Promise<void>;
 }
+
+// ---- RFC 7541 representations, built by hand (§5.2 strings, §6.2 literals) ----
+
+/** A string literal, raw or Huffman-coded (short strings: a one-octet length). */
+function str(value: string, huffman = false): Buffer {
+  const octets = huffman ? huffmanEncode(value) : Buffer.from(value, "latin1");
+  assert.ok(octets.length < 127);
+  return Buffer.concat([Buffer.from([(huffman ? 0x80 : 0) | octets.length]), octets]);
+}
+/** A literal field with a new name: 0x40 with incremental indexing, 0x00 without indexing, 0x10 never indexed. */
+const literal = (pattern: number, name: string, value: string, huffman = false) => Buffer.concat([Buffer.from([pattern]), str(name, huffman), str(value, huffman)]);
+/** :method GET, :scheme http (static 2, 6), :path `path` (static name 4, not indexed), :authority test (static name 1, not indexed). */
+const getBlock = (path: string) => Buffer.concat([Buffer.from([0x82, 0x86, 0x04]), str(path), Buffer.from([0x01]), str("test")]);
+const NEVER_INDEXED_SECRET = literal(0x10, "x-secret", "s");
+
+// ---- what the raw app answers ----
+
+const headersFrame = (id: number, block: Buffer, flags: number) => frame(T.HEADERS, F.END_HEADERS | flags, id, block);
+function rawResponse(path: string, sections: Array<string[] | Buffer | "data">): void {
+  RAW_RESPONSES[path] = (peer, id) => {
+    sections.forEach((s, i) => {
+      const end = i === sections.length - 1 ? F.END_STREAM : 0;
+      if (s === "data") peer.send(frame(T.DATA, end, id, Buffer.from("abc")));
+      else peer.send(headersFrame(id, Buffer.isBuffer(s) ? Buffer.concat([peer.encoder.encode([":status", "200"]), s]) : peer.encoder.encode(s), end));
+    });
+  };
+}
+rawResponse("/ok", [[":status", "200", "x-a", "b"], "data", ["x-trailer", "t"]]);
+rawResponse("/interim", [[":status", "103", "link", "</style.css>; rel=preload"], [":status", "200"]]);
+rawResponse("/uppercase", [[":status", "200", "X-Upper", "1"]]);
+rawResponse("/no-status", [["x-a", "b"]]);
+rawResponse("/connection-specific", [[":status", "200", "connection", "close"]]);
+rawResponse("/request-pseudo", [[":status", "200", ":path", "/"]]);
+rawResponse("/pseudo-after-regular", [["x-a", "b", ":status", "200"]]);
+rawResponse("/content-length", [[":status", "200", "content-length", "10"], "data"]);
+rawResponse("/trailers-pseudo", [[":status", "200"], "data", [":status", "200"]]);
+rawResponse("/second-headers", [[":status", "200"], ["x-a", "b"], "data"]);
+rawResponse("/interim-end-stream", [[":status", "100"]]);
+rawResponse("/never-indexed", [NEVER_INDEXED_SECRET]);
+RAW_RESPONSES["/big-header"] = (peer, id) => peer.headers(id, [":status", "200", "x-big", "y".repeat(20_000)], true);
+const RESPONSE_CASES: Array<[string, string]> = [
+  ["/uppercase", "an uppercase field name"],
+  ["/no-status", "no :status"],
+  ["/connection-specific", "a connection-specific field"],
+  ["/request-pseudo", "a request pseudo-header"],
+  ["/pseudo-after-regular", "a pseudo-header after a regular field"],
+  ["/content-length", "content-length other than the DATA"],
+  ["/trailers-pseudo", "trailers with a pseudo-header"],
+  ["/second-headers", "a second HEADERS without END_STREAM"],
+  ["/interim-end-stream", "an interim (1xx) response with END_STREAM"],
+];
 
 const GET = request("/");
 const POST = (path = "/") => request(path, [], "POST");
@@ -406,15 +545,180 @@ const CASES: Case[] = [
   { section: "7541 5.2", what: "a Huffman string with the EOS symbol: COMPRESSION_ERROR", run: async (c) => (await c.handshake(), c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, Buffer.concat([c.block(GET), Buffer.from([0x00, 0x84, 0xff, 0xff, 0xff, 0xff, 0x01, 0x61])]))), c.connectionError(E.COMPRESSION_ERROR)) },
   { section: "7541 6.1", what: "an indexed field with index 0: COMPRESSION_ERROR", run: async (c) => (await c.handshake(), c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, Buffer.concat([c.block(GET), Buffer.from([0x80])]))), c.connectionError(E.COMPRESSION_ERROR)) },
   { section: "7541 6.3", what: "a table size update above SETTINGS_HEADER_TABLE_SIZE: COMPRESSION_ERROR", run: async (c) => (await c.handshake(), c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, Buffer.concat([Buffer.from([0x3f, 0xe2, 0x1f]), c.block(GET)]))), c.connectionError(E.COMPRESSION_ERROR)) },
+  {
+    section: "7541 6.2",
+    what: "every literal representation is decoded (indexing, without, never; new and indexed names; Huffman) and indexed entries are referenced",
+    run: async (c) => {
+      await c.handshake();
+      // :path and :authority with incremental indexing (static names 4 and 1), then new names; user-agent is static 58 (a two-octet integer).
+      const first = Buffer.concat([Buffer.from([0x82, 0x86, 0x44]), str("/headers"), Buffer.from([0x41]), str("test"), literal(0x40, "x-incremental", "i"), literal(0x00, "x-without", "w"), literal(0x10, "x-never", "n"), literal(0x40, "x-huffman", "huffman value", true), Buffer.from([0x0f, 0x2b]), str("tether-test", true)]);
+      // The dynamic table, newest first: 62 x-huffman, 63 x-incremental, 64 :authority, 65 :path.
+      const second = Buffer.from([0x82, 0x86, 0xc1, 0xc0, 0xbf, 0xbe]);
+      c.send(headersFrame(1, first, F.END_STREAM), headersFrame(3, second, F.END_STREAM));
+      const seen1 = JSON.parse((await c.answered(1)).body.toString());
+      const seen3 = JSON.parse((await c.answered(3)).body.toString());
+      assert.deepEqual([seen1["x-incremental"], seen1["x-without"], seen1["x-never"], seen1["x-huffman"], seen1["user-agent"]], ["i", "w", "n", "huffman value", "tether-test"]);
+      assert.deepEqual([seen3["x-incremental"], seen3["x-huffman"]], ["i", "huffman value"]);
+    },
+  },
+  { section: "7541 4.2", what: "size updates at the start of a block (to 0, then back to 4096) are applied", run: async (c) => (await c.handshake(), c.send(headersFrame(1, Buffer.concat([Buffer.from([0x20, 0x3f, 0xe1, 0x1f]), getBlock("/")]), F.END_STREAM)), c.answered(1).then(() => {})) },
+  {
+    section: "7541 4.3",
+    what: "a size update to 0 evicts every entry: a reference to one is a COMPRESSION_ERROR",
+    run: async (c) => {
+      await c.handshake();
+      c.send(headersFrame(1, Buffer.concat([getBlock("/"), literal(0x40, "x-a", "b")]), F.END_STREAM));
+      await c.answered(1);
+      c.send(headersFrame(3, Buffer.concat([Buffer.from([0x20, 0x3f, 0xe1, 0x1f]), getBlock("/"), Buffer.from([0xbe])]), F.END_STREAM));
+      await c.connectionError(E.COMPRESSION_ERROR);
+    },
+  },
+  { section: "7541 5.2", what: "a string literal longer than the rest of the block: COMPRESSION_ERROR", run: async (c) => (await c.handshake(), c.send(headersFrame(1, Buffer.concat([getBlock("/"), Buffer.from([0x00, 0x05, 0x61])]), F.END_STREAM)), c.connectionError(E.COMPRESSION_ERROR)) },
+  {
+    section: "7541 4.2",
+    what: "after SETTINGS_HEADER_TABLE_SIZE 0 the server's next block starts with a size update and uses no dynamic table",
+    run: async (c) => {
+      await c.handshake([[S.HEADER_TABLE_SIZE, 0]]);
+      c.send(c.headers(1, GET), c.headers(3, GET), c.headers(5, GET));
+      for (const id of [1, 3, 5]) await c.answered(id);
+      const blocks = c.peer.frames.filter((f) => f.type === T.HEADERS).map((f) => f.payload);
+      assert.equal(blocks[0]![0]! & 0xe0, 0x20, "a dynamic table size update first");
+      const decoder = new HpackDecoder({ maxTableSize: 0 });
+      for (const b of blocks) assert.equal(fieldValue(decoder.decode(b), ":status"), "200");
+      assert.equal(decoder.dynamicTableSize, 0);
+    },
+  },
+  {
+    section: "7541 6.2.3",
+    app: "raw",
+    what: "a never-indexed request field is forwarded never indexed (§7.1.3), on every request",
+    run: async (c) => {
+      await c.handshake();
+      const paths = [c.rawPath("/ok", 1), c.rawPath("/ok", 2)];
+      c.send(...paths.map((path, i) => headersFrame(1 + 2 * i, Buffer.concat([getBlock(path), NEVER_INDEXED_SECRET]), F.END_STREAM)));
+      for (const id of [1, 3]) await c.answered(id);
+      for (const path of paths) assert.ok(rawRequestBlocks.get(path)?.includes(NEVER_INDEXED_SECRET), `the app got ${rawRequestBlocks.get(path)?.toString("hex")}`);
+    },
+  },
+  {
+    section: "7541 6.2.3",
+    app: "raw",
+    what: "a never-indexed response field is forwarded never indexed (§7.1.3)",
+    run: async (c) => {
+      await c.handshake();
+      c.send(c.headers(1, request(c.rawPath("/never-indexed"))));
+      await c.answered(1);
+      const block = c.peer.frames.find((f) => f.type === T.HEADERS && f.streamId === 1)!.payload;
+      assert.ok(block.includes(NEVER_INDEXED_SECRET), `the client got ${block.toString("hex")}`);
+    },
+  },
+  // The sender's side of frame sizes (§4.2) and of flow control (§6.9.1).
+  {
+    section: "9113 4.2",
+    what: "frames sent are at most the default SETTINGS_MAX_FRAME_SIZE (2^14)",
+    run: async (c) => {
+      await c.handshake();
+      c.peer.autoCredit = true;
+      c.send(c.headers(1, request("/big")));
+      assert.equal((await c.answered(1)).body.length, BIG.length);
+      c.framesAtMost(16_384);
+    },
+  },
+  {
+    section: "9113 4.2",
+    what: "frames sent are at most a raised SETTINGS_MAX_FRAME_SIZE",
+    run: async (c) => {
+      await c.handshake([[S.MAX_FRAME_SIZE, 20_000]]);
+      c.peer.autoCredit = true;
+      c.send(c.headers(1, request("/big")));
+      assert.equal((await c.answered(1)).body.length, BIG.length);
+      c.framesAtMost(20_000);
+    },
+  },
+  {
+    section: "9113 6.10",
+    app: "raw",
+    what: "a response header block larger than a frame is sent as HEADERS and CONTINUATION",
+    run: async (c) => {
+      await c.handshake();
+      c.send(c.headers(1, request(c.rawPath("/big-header"))));
+      const r = await c.answered(1);
+      assert.equal(fieldValue(r.fields!, "x-big")?.length, 20_000);
+      assert.ok(c.peer.frames.some((f) => f.type === T.CONTINUATION && f.streamId === 1), "CONTINUATION frames");
+      c.framesAtMost(16_384);
+    },
+  },
+  {
+    section: "9113 6.9.1",
+    what: "DATA beyond the stream window the server advertised: FLOW_CONTROL_ERROR",
+    run: async (c) => {
+      await c.handshake();
+      const window = c.serverSettings().get(S.INITIAL_WINDOW_SIZE) ?? 65_535;
+      const data: Buffer[] = [];
+      for (let left = window + 1; left > 0; left -= 16_384) data.push(frame(T.DATA, 0, 1, Buffer.alloc(Math.min(16_384, left))));
+      c.send(c.headers(1, POST("/hold"), F.END_HEADERS), ...data);
+      await c.streamError(1, E.FLOW_CONTROL_ERROR);
+    },
+  },
+  // §3.4 an invalid preface
+  {
+    section: "9113 3.4",
+    what: "an invalid preface: PROTOCOL_ERROR or closed (outbound: not HTTP/2, so relayed as opaque TCP)",
+    run: async (c) => {
+      const bad = Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", "latin1"), settings()]);
+      c.send(bad);
+      if (c.listener === "inbound") return c.connectionErrorOrClosed(E.PROTOCOL_ERROR); // ALPN said h2
+      // Outbound, what is not HTTP/2 goes to the destination as it is: the app's own answer comes back.
+      const direct = await RawPeer.connect(nodeAppPort, { handshake: false });
+      direct.send(bad);
+      await Promise.all([direct.closed(), c.peer.closed()]);
+      assert.equal(c.peer.describe(), direct.describe());
+    },
+  },
+  // §8.1 responses through the proxies (raw app): interim responses, trailers, and malformed responses never forwarded (§8.1.1)
+  {
+    section: "9113 8.1",
+    app: "raw",
+    what: "a response with DATA and trailers is forwarded unchanged",
+    run: async (c) => {
+      await c.handshake();
+      c.send(c.headers(1, request(c.rawPath("/ok"))));
+      const r = await c.peer.response(1);
+      assert.deepEqual([r.fields, r.body.toString(), r.trailers], [[":status", "200", "x-a", "b"], "abc", ["x-trailer", "t"]]);
+    },
+  },
+  {
+    section: "9113 8.1",
+    app: "raw",
+    what: "an interim (1xx) response is forwarded before the final one",
+    run: async (c) => {
+      await c.handshake();
+      c.send(c.headers(1, request(c.rawPath("/interim"))));
+      await c.peer.response(1);
+      const blocks = c.peer.frames.filter((f) => f.type === T.HEADERS && f.streamId === 1).map((f) => f.fields?.[1]);
+      assert.deepEqual(blocks, ["103", "200"]);
+    },
+  },
+  ...RESPONSE_CASES.map(([path, what]): Case => ({
+    section: "9113 8.1.1",
+    app: "raw",
+    what: `a malformed response (${what}) is not forwarded`,
+    run: async (c) => {
+      await c.handshake();
+      c.send(c.headers(1, request(c.rawPath(path))));
+      await c.malformedNotForwarded(1);
+      await c.alive();
+    },
+  })),
 ];
 
 const results: { listener: string; c: Case; ok: boolean }[] = [];
-for (const listener of Object.keys(LISTENERS)) {
+for (const listener of ["outbound", "inbound"] as const) {
   for (const c of CASES) {
     test(`${listener} §${c.section}: ${c.what}`, { timeout: 20_000 }, async () => {
-      const peer = await LISTENERS[listener]!();
+      const peer = await connect(listener, c.app ?? "node");
       try {
-        await c.run(new Conn(peer));
+        await c.run(new Conn(peer, listener));
         results.push({ listener, c, ok: true });
       } catch (err) {
         results.push({ listener, c, ok: false });

@@ -509,6 +509,31 @@ test("client role: GOAWAY below a stream, and REFUSED_STREAM before headers, are
   assert.ok(events.includes(`goaway 1 ${E.NO_ERROR}`));
 });
 
+test("client role: a response whose DATA does not add up to its content-length is reset as malformed; HEAD, 204 and 304 have no content", async () => {
+  const { client, peer } = await rawServer();
+  const answer = async (method: string, status: string, length: string, body?: string) => {
+    const r = recorder();
+    const stream = client.request(request("/", [], method), true, r.handler);
+    await peer.waitFor((f) => f.type === T.HEADERS && f.streamId === stream.id, "the request");
+    const headers = peer.encoder.encode([":status", status, "content-length", length]);
+    peer.send(frame(T.HEADERS, F.END_HEADERS | (body === undefined ? F.END_STREAM : 0), stream.id, headers));
+    if (body !== undefined) peer.send(frame(T.DATA, F.END_STREAM, stream.id, Buffer.from(body)));
+    await r.closed;
+    return r.log.join(", ");
+  };
+  const malformed = `reset ${E.PROTOCOL_ERROR} malformed, closed`;
+  assert.equal(await answer("GET", "200", "10", "abc"), `headers 200, ${malformed}`);
+  assert.equal(await answer("GET", "200", "2", "abc"), `headers 200, ${malformed}`);
+  assert.equal(await answer("GET", "200", "10"), malformed);
+  assert.equal(await answer("GET", "200", "ten", "abc"), malformed);
+  assert.equal(await answer("GET", "200", "3", "abc"), "headers 200, end, closed");
+  assert.equal(await answer("HEAD", "200", "10"), "headers 200 end, closed");
+  assert.equal(await answer("GET", "204", "10"), "headers 204 end, closed");
+  assert.equal(await answer("GET", "304", "10"), "headers 304 end, closed");
+  const resets = peer.frames.filter((f) => f.type === T.RST_STREAM).map((f) => [f.streamId, f.payload.readUInt32BE(0)]);
+  assert.deepEqual(resets, [1, 3, 5, 7].map((id) => [id, E.PROTOCOL_ERROR]));
+});
+
 test("client role: a lost connection resets open streams with cause 'lost'", async () => {
   const { client, peer, events } = await rawServer();
   const a = recorder();

@@ -4,7 +4,8 @@ import net from "node:net";
 import http2 from "node:http2";
 import fc from "fast-check";
 import { frame } from "../../src/proxy/h2/frames.js";
-import { HpackDecoder, HpackEncoder, HpackError, type HeaderFields } from "../../src/proxy/h2/hpack.js";
+import { forwardableFields, withoutField } from "../../src/proxy/h2/fields.js";
+import { HpackDecoder, HpackEncoder, HpackError, NEVER_INDEXED, withNeverIndexed, type HeaderFields } from "../../src/proxy/h2/hpack.js";
 import { huffmanDecode, huffmanEncode, HuffmanError } from "../../src/proxy/h2/huffman.js";
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
@@ -205,6 +206,25 @@ test("repeated fields cost one octet; per-request and sensitive fields stay lite
   assert.deepEqual([...second.subarray(-13, -11)], [0x10 | 0x0f, 23 - 0x0f], "authorization is never indexed");
   assert.ok(!decoder.dynamicTableEntries().includes("authorization"));
   assert.equal(decoder.dynamicTableSize, encoder.dynamicTableSize);
+});
+
+test("a field received never indexed is re-encoded never indexed (RFC 7541 §7.1.3), through the forwarder's copies too", () => {
+  // x-secret: s, never indexed with a new name (0x10), then the same pair with incremental indexing (0x40).
+  const block = Buffer.concat([hex("10 08"), Buffer.from("x-secret"), hex("01 73"), hex("40 08"), Buffer.from("x-public"), hex("01 70")]);
+  const fields = new HpackDecoder().decode(block);
+  assert.deepEqual(fields, ["x-secret", "s", "x-public", "p"]);
+  assert.deepEqual([...(fields[NEVER_INDEXED] ?? [])], ["x-secret"]);
+  // forwardableFields copies only when it removes something (here te: gzip).
+  const withHopField = withNeverIndexed([...fields, "te", "gzip"], fields[NEVER_INDEXED]);
+  for (const copy of [fields, forwardableFields(withHopField), withoutField(fields, "x-public")]) {
+    const encoder = new HpackEncoder();
+    for (let i = 0; i < 2; i++) {
+      const out = encoder.encode(copy);
+      assert.ok(out.includes(Buffer.concat([hex("10 08"), Buffer.from("x-secret"), hex("01 73")])), `never indexed: ${out.toString("hex")}`);
+    }
+  }
+  // Lists without the mark (the common case) carry no property at all.
+  assert.equal(new HpackDecoder().decode(hex("82"))[NEVER_INDEXED], undefined);
 });
 
 test("the encoder follows the peer's table size with size updates", () => {

@@ -30,6 +30,7 @@ import {
   windowUpdateFrame,
   type Frame,
 } from "./frames.js";
+import { fieldValue } from "./fields.js";
 import { HpackDecoder, HpackEncoder, HpackError, type HeaderFields } from "./hpack.js";
 import { declaredContentLength, requestProblem, responseProblem, trailersProblem } from "./message.js";
 
@@ -110,6 +111,8 @@ export class H2Stream {
   closed = false;
   /** Client role: final (non-1xx) response headers arrived; server role: request headers arrived. */
   headersReceived = false;
+  /** Client role: the request was HEAD, so the response has no content whatever its content-length says. */
+  headRequest = false;
   sendWindow: number;
   /** What the peer may still send before we credit more. */
   recvWindow: number;
@@ -117,7 +120,7 @@ export class H2Stream {
   unacked = 0;
   /** DATA frames we sent that no WINDOW_UPDATE answered yet (each may be credited by one); the first update is free. */
   unansweredData = 1;
-  /** Server role: the request's content-length (RFC 9113 §8.1.1), and the DATA received so far. */
+  /** The content-length of the message we receive (RFC 9113 §8.1.1), and the DATA received so far. */
   expectedLength: number | undefined;
   receivedLength = 0;
   readonly queue: Buffer[] = [];
@@ -296,6 +299,7 @@ export class H2Connection {
     const stream = new H2Stream(this.nextStreamId, this, this.peerInitialWindow, this.limits.initialWindowSize);
     this.nextStreamId += 2;
     stream.handler = handler;
+    stream.headRequest = fieldValue(fields, ":method") === "HEAD";
     this.streams.set(stream.id, stream);
     this.lastPeerStreamId = stream.id;
     this.events.streamCountChanged?.(this.streams.size);
@@ -773,8 +777,15 @@ export class H2Connection {
     const informational = status.length === 3 && status[0] === "1";
     // §8.1: an informational response cannot end the stream.
     if (responseProblem(fields) !== undefined || (informational && endStream)) return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "malformed");
+    if (!informational) {
+      // §8.1.1: the content must add up to the content-length, unless the response has none (RFC 9110 §6.4.1).
+      const declared = declaredContentLength(fields);
+      const noContent = stream.headRequest || status === "204" || status === "304";
+      if (Number.isNaN(declared) || (!noContent && endStream && declared)) return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR, "malformed");
+      if (!noContent) stream.expectedLength = declared;
+      stream.headersReceived = true;
+    }
     if (endStream) stream.remoteEnded = true;
-    if (!informational) stream.headersReceived = true;
     stream.handler.headers(fields, endStream);
     if (endStream && stream.localEnded) this.closeStream(stream);
   }

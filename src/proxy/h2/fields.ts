@@ -1,9 +1,9 @@
 /**
  * Header lists as the frame layer carries them: flat `[name, value, name, value, …]` arrays,
  * lowercase names, pseudo-headers first. What the forwarder needs: lookups, hop-by-hop removal,
- * and the object form the policy evaluator reads.
+ * and the object form the policy evaluator reads. Copies keep the list's never-indexed names.
  */
-import type { HeaderFields } from "./hpack.js";
+import { NEVER_INDEXED, withNeverIndexed, type HeaderFields } from "./hpack.js";
 
 export type { HeaderFields };
 
@@ -37,18 +37,18 @@ export function forwardableFields(fields: HeaderFields, drop?: string): HeaderFi
     const name = fields[i]!;
     if (!removable(name, fields[i + 1]!, drop) && !named?.has(name)) out.push(name, fields[i + 1]!);
   }
-  return out;
+  return withNeverIndexed(out, fields[NEVER_INDEXED]);
 }
 
 function removable(name: string, value: string, drop: string | undefined): boolean {
   return HOP_BY_HOP.has(name) || name === drop || (name === "te" && value.trim().toLowerCase() !== "trailers");
 }
 
-/** A copy of `fields` without any field called `name`. */
+/** A copy of `fields` without any field called `name` (never-indexed names kept, RFC 7541 §7.1.3). */
 export function withoutField(fields: HeaderFields, name: string): HeaderFields {
   const out: HeaderFields = [];
   for (let i = 0; i < fields.length; i += 2) if (fields[i] !== name) out.push(fields[i]!, fields[i + 1]!);
-  return out;
+  return withNeverIndexed(out, fields[NEVER_INDEXED]);
 }
 
 /** The object form (repeated names joined as arrays), for the policy evaluator and logs. */

@@ -8,7 +8,22 @@
 import { TetherError, type CodeOf } from "../../core/errors.js";
 import { HuffmanError, huffmanDecode } from "./huffman.js";
 
-export type HeaderFields = string[];
+/**
+ * The names of the fields a decoded list carried as never indexed (RFC 7541 §6.2.3). An
+ * intermediary must re-encode those never indexed too (§7.1.3), so the decoder leaves this set on
+ * the list (a non-enumerable property, absent in the common case) and the encoder honours it. By
+ * name: one never-indexed field makes every field of its name in that list never indexed, which
+ * only ever indexes less.
+ */
+export const NEVER_INDEXED: unique symbol = Symbol("hpack.never-indexed");
+
+export type HeaderFields = string[] & { readonly [NEVER_INDEXED]?: ReadonlySet<string> };
+
+/** `fields`, carrying `names` as its never-indexed names (for a list built from a decoded one). */
+export function withNeverIndexed(fields: HeaderFields, names: ReadonlySet<string> | undefined): HeaderFields {
+  if (names && names.size > 0) Object.defineProperty(fields, NEVER_INDEXED, { value: names, configurable: true });
+  return fields;
+}
 
 export type HpackErrorCode = CodeOf<"HpackError">;
 
@@ -143,6 +158,7 @@ export class HpackDecoder {
     this.block = block;
     this.pos = 0;
     const fields: HeaderFields = [];
+    let neverIndexed: Set<string> | undefined;
     let listSize = 0;
     while (this.pos < block.length) {
       const first = block[this.pos]!;
@@ -171,6 +187,7 @@ export class HpackDecoder {
         // §6.2.2 without indexing (0000) and §6.2.3 never indexed (0001): same layout.
         name = this.readLiteralName(4);
         value = this.readString();
+        if (first & 0x10) (neverIndexed ??= new Set()).add(name);
       }
       listSize += name.length + value.length + ENTRY_OVERHEAD;
       if (listSize > this.maxHeaderListSize) {
@@ -180,7 +197,7 @@ export class HpackDecoder {
     }
     // Don't keep the caller's buffer (often a slice of a larger socket chunk) alive.
     this.block = EMPTY;
-    return fields;
+    return withNeverIndexed(fields, neverIndexed);
   }
 
   private nameAt(index: number): string {
@@ -327,17 +344,20 @@ export class HpackEncoder {
       this.writeInteger(0x20, 5, this.table.maxSize);
       this.pendingMinSize = undefined;
     }
-    for (let i = 0; i + 1 < fields.length; i += 2) this.encodeField(fields[i]!, fields[i + 1]!);
+    const neverIndexed = fields[NEVER_INDEXED];
+    for (let i = 0; i + 1 < fields.length; i += 2) this.encodeField(fields[i]!, fields[i + 1]!, neverIndexed?.has(fields[i]!) === true);
     return Buffer.from(this.out.subarray(0, this.pos));
   }
 
-  private encodeField(name: string, value: string): void {
+  /** `neverIndexed`: the field came never indexed, so it leaves never indexed (RFC 7541 §7.1.3). */
+  private encodeField(name: string, value: string, neverIndexed: boolean): void {
     // At most three integers (≤ 6 octets each below 2^31) plus the raw strings.
     this.reserve(name.length + value.length + 3 * 6);
     const staticName = STATIC_BY_NAME.get(name);
+    const nameIndex = staticName?.index ?? 0;
+    if (neverIndexed) return this.writeLiteral(0x10, 4, nameIndex, name, value);
     const staticIndex = staticName?.indexByValue.get(value);
     if (staticIndex !== undefined) return this.writeInteger(0x80, 7, staticIndex);
-    const nameIndex = staticName?.index ?? 0;
     if (SENSITIVE_NAMES.has(name)) return this.writeLiteral(0x10, 4, nameIndex, name, value);
 
     const insertion = this.inserted.get(name)?.get(value);
