@@ -3,10 +3,6 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import net from "node:net";
 import { once } from "node:events";
-import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createHash } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { systemClock } from "../../src/core/clock.js";
@@ -763,68 +759,4 @@ test("a burst of requests waiting for one new upstream connection respects the u
   assert.deepEqual(failed, [], `${failed.length} of 150 failed; results: ${JSON.stringify(p.results.filter((r) => r.error))}`);
   assert.ok(maxOpen <= 10, `the upstream saw ${maxOpen} streams at once on one connection`);
   assert.ok(up.connections() > 1, "more connections beside the full one");
-});
-
-function run(cmd: string, args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: "latin1" }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-/** Whether a command is on the PATH (the interop tests need Debian's nghttp2-client). */
-function installed(cmd: string): boolean {
-  return (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && existsSync(join(dir, cmd)));
-}
-
-const NGHTTP = installed("nghttp") ? {} : { skip: "nghttp is not installed (apt-get install nghttp2-client)" };
-const H2LOAD = installed("h2load") ? {} : { skip: "h2load is not installed (apt-get install nghttp2-client)" };
-
-test("interop: nghttp (nghttp2's client) through the forwarder to a node:http2 upstream", { timeout: 60_000, ...NGHTTP }, async () => {
-  const big = Buffer.alloc(3 * 1024 * 1024 + 17);
-  for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >> 12)) & 0xff;
-  let seen: http2.IncomingHttpHeaders | undefined;
-  const up = await rawUpstream((stream, headers) => {
-    seen = headers;
-    const hash = createHash("sha256");
-    let bytes = 0;
-    stream.on("data", (d: Buffer) => {
-      hash.update(d);
-      bytes += d.length;
-    });
-    stream.on("end", () => {
-      stream.respond({ ":status": 200, "x-upload-bytes": String(bytes), "x-upload-sha256": hash.digest("hex") });
-      stream.end(headers[":path"] === "/big" ? big : `hello ${headers[":path"]}`);
-    });
-  });
-  const p = await startProxy((pool, outcomes) => () => upstreamTo(pool, up.port, outcomes));
-  const get = await run("nghttp", ["-H", "x-from: nghttp", `http://127.0.0.1:${p.port}/big`]);
-  assert.equal(get.code, 0, get.stderr);
-  assert.equal(Buffer.from(get.stdout, "latin1").equals(big), true, `nghttp got ${get.stdout.length} bytes`);
-  assert.equal(seen?.["x-from"], "nghttp");
-
-  // An upload with nghttp's default 64 KiB windows, and the response headers as nghttp shows them.
-  const dir = mkdtempSync(join(tmpdir(), "nghttp-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, "upload");
-  writeFileSync(file, big);
-  const post = await run("nghttp", ["-v", "-d", file, `http://127.0.0.1:${p.port}/upload`]);
-  assert.equal(post.code, 0, post.stderr);
-  assert.match(post.stdout, new RegExp(`x-upload-bytes: ${big.length}`));
-  assert.match(post.stdout, new RegExp(`x-upload-sha256: ${createHash("sha256").update(big).digest("hex")}`));
-  assert.match(post.stdout, /hello \/upload/);
-  assert.doesNotMatch(post.stdout, /recv (GOAWAY|RST_STREAM)/);
-});
-
-test("interop: h2load (many concurrent streams on several connections) through the forwarder", { timeout: 60_000, ...H2LOAD }, async () => {
-  const up = await rawUpstream((stream) => {
-    stream.respond({ ":status": 200 });
-    stream.end("x".repeat(1000));
-  });
-  const p = await startProxy((pool, outcomes) => () => upstreamTo(pool, up.port, outcomes));
-  const r = await run("h2load", ["-n", "3000", "-c", "4", "-m", "50", `http://127.0.0.1:${p.port}/`], 40_000);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /requests: 3000 total, 3000 started, 3000 done, 3000 succeeded, 0 failed, 0 errored, 0 timeout/, r.stdout);
-  assert.match(r.stdout, /status codes: 3000 2xx/);
 });

@@ -20,7 +20,7 @@ import { fieldValue } from "../../src/proxy/h2/fields.js";
 import { HpackDecoder } from "../../src/proxy/h2/hpack.js";
 import { responseProblem, trailersProblem } from "../../src/proxy/h2/message.js";
 import { E, F, frame, PREFACE, RawPeer, request, S, settings, T, u32, parseSettings, type RawFrame } from "./fixtures/h2-raw.js";
-import { allowAuthenticated, ECHO_IDENTITY, startClientProxy, startReplica } from "./fixtures/mesh.js";
+import { ECHO_IDENTITY, meshTo } from "./fixtures/mesh.js";
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
@@ -86,17 +86,11 @@ cleanups.push(() => ca.close());
 const client = await certifiedAgent(ca, "client", "demo");
 cleanups.push(() => client.agent.stop());
 
-async function meshTo(name: string, appPort: number) {
-  const inbound = await startReplica(ca, name, allowAuthenticated("default:all-authenticated"), { port: appPort, close: async () => {} });
-  cleanups.push(() => inbound.close());
-  const outbound = await startClientProxy(ca, [{ port: inbound.port, name, identity: ECHO_IDENTITY }]);
-  cleanups.push(() => outbound.close());
-  return { inbound: inbound.port, outbound: outbound.port };
-}
 const MESHES = {
-  node: await meshTo("app", nodeAppPort),
-  raw: await meshTo("raw", (rawApp.address() as net.AddressInfo).port),
+  node: await meshTo(ca, "app", nodeAppPort),
+  raw: await meshTo(ca, "raw", (rawApp.address() as net.AddressInfo).port),
 };
+for (const m of Object.values(MESHES)) cleanups.push(() => m.close());
 type Listener = "outbound" | "inbound";
 
 /** A client of `listener` of the mesh in front of `app`: h2c to the outbound one, mTLS (ALPN h2) to the inbound one. */
