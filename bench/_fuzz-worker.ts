@@ -53,6 +53,14 @@ function report(done = false): void {
   parentPort!.postMessage(progress);
 }
 
+let nextReport = Date.now() + 250;
+/** Progress four times a second, also from inside a batch (a slow target's batch takes seconds). */
+function reportNowAndThen(): void {
+  if (Date.now() < nextReport) return;
+  report();
+  nextReport = Date.now() + 250;
+}
+
 /** Shrinks the first failure of a kind with fast-check itself, replaying the batch that found it. */
 async function shrink(harness: FuzzHarness<unknown>, seed: number, kind: Finding["kind"], message: string): Promise<void> {
   if (progress.findings.some((f) => f.kind === kind)) return;
@@ -87,6 +95,7 @@ async function runBatch(harness: FuzzHarness<unknown>, seed: number): Promise<vo
         failures.push(["hang", `one input took ${Math.round(performance.now() - started)} ms`]);
       }
       progress.inputs++;
+      reportNowAndThen();
       return true;
     }),
     { seed, numRuns: data.batchSize },
@@ -98,17 +107,13 @@ const target = FUZZ_TARGETS.find((t) => t.name === data.target)!;
 const harness = (await target.open()) as FuzzHarness<unknown>;
 // Checks that wait on a child process run as parallel batches, so that their requests batch up.
 const parallel = harness.concurrent ? 32 : 1;
-let nextReport = Date.now() + 250;
 let seed = data.seed;
 while (Date.now() < data.deadline) {
   const seeds = Array.from({ length: parallel }, (_, i) => seed + i);
   seed += parallel;
   await Promise.all(seeds.map((s) => runBatch(harness, s)));
   progress.nextSeed = seed;
-  if (Date.now() >= nextReport) {
-    report();
-    nextReport = Date.now() + 250;
-  }
+  reportNowAndThen();
 }
 await harness.close?.();
 report(true);

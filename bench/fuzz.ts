@@ -37,18 +37,22 @@ async function runTarget(name: string, seed: number, deadline: number): Promise<
     const base = { ...row };
     const outcome = await new Promise<"done" | "stalled">((resolve, reject) => {
       const worker = new Worker(new URL("./_fuzz-worker.mjs", import.meta.url), { workerData: data });
+      // Progress is the input the worker is on (shared memory), not its messages: a slow target
+      // may take longer than STALL_MS for a batch and still move on every input.
+      const at = new Int32Array(current);
       let last = Date.now();
+      let seen = "";
       const watchdog = setInterval(() => {
+        const now = `${Atomics.load(at, 0)}/${Atomics.load(at, 1)}`;
+        if (now !== seen) [seen, last] = [now, Date.now()];
         if (Date.now() - last < STALL_MS) return;
         clearInterval(watchdog);
-        const at = new Int32Array(current);
         row.hangs++;
         row.findings.push({ kind: "hang", seed: at[0]!, message: `no progress for ${STALL_MS / 1000} s on input ${at[1]} of the batch seeded ${at[0]}` });
         nextSeed = at[0]! + 1;
         void worker.terminate().then(() => resolve("stalled"));
       }, 500);
       worker.on("message", (p: Progress) => {
-        last = Date.now();
         Object.assign(row, { inputs: base.inputs + p.inputs, accepted: base.accepted + p.accepted, refused: base.refused + p.refused, crashes: base.crashes + p.crashes, wrongAccepts: base.wrongAccepts + p.wrongAccepts, hangs: base.hangs + p.hangs, heapMB: p.heapMB, findings: [...base.findings, ...p.findings] });
         nextSeed = p.nextSeed;
         if (p.done) {
