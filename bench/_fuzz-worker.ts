@@ -1,9 +1,10 @@
 /**
  * One fuzz target's long run, in a worker thread of `npm run bench -- fuzz` (so that a hang can be
  * cut from outside). Runs batches of fast-check runs, seeded `seed`, `seed + 1`, …, until the
- * deadline; every check's outcome is counted, none stops the run. Before each check it writes the
- * batch seed and the run's index into shared memory, where the main thread reads them when the
- * worker stops answering. Progress goes to the main thread as messages.
+ * deadline; every check's outcome is counted, none stops the run. Before each check (shrinking
+ * included) it writes the batch seed, the run's index and a heartbeat into shared memory, which the
+ * main thread watches: a heartbeat that stops means a hang. Progress goes to the main thread as
+ * messages.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import fc from "fast-check";
@@ -15,7 +16,7 @@ export interface WorkerData {
   seed: number;
   deadline: number;
   batchSize: number;
-  /** [batch seed, index in batch] of the check running now. */
+  /** [batch seed, index in batch] of the check running now, and a count of checks begun (shrinking too). */
   current: SharedArrayBuffer;
 }
 
@@ -64,7 +65,13 @@ function reportNowAndThen(): void {
 /** Shrinks the first failure of a kind with fast-check itself, replaying the batch that found it. */
 async function shrink(harness: FuzzHarness<unknown>, seed: number, kind: Finding["kind"], message: string): Promise<void> {
   if (progress.findings.some((f) => f.kind === kind)) return;
-  const result = await fc.check(fc.asyncProperty(harness.arbitrary, async (input) => void (await harness.check(input))), { seed, numRuns: data.batchSize });
+  const result = await fc.check(
+    fc.asyncProperty(harness.arbitrary, async (input) => {
+      Atomics.add(current, 2, 1);
+      await harness.check(input);
+    }),
+    { seed, numRuns: data.batchSize },
+  );
   progress.findings.push({
     kind,
     seed,
@@ -80,6 +87,7 @@ async function runBatch(harness: FuzzHarness<unknown>, seed: number): Promise<vo
     fc.asyncProperty(harness.arbitrary, async (input) => {
       Atomics.store(current, 0, seed);
       Atomics.store(current, 1, index++);
+      Atomics.add(current, 2, 1);
       const started = performance.now();
       try {
         const verdict = await harness.check(input);

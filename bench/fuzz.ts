@@ -32,18 +32,18 @@ async function runTarget(name: string, seed: number, deadline: number): Promise<
   const started = Date.now();
   let nextSeed = seed;
   while (Date.now() < deadline) {
-    const current = new SharedArrayBuffer(8);
+    const current = new SharedArrayBuffer(12);
     const data: WorkerData = { target: name, seed: nextSeed, deadline, batchSize: BATCH, current };
     const base = { ...row };
     const outcome = await new Promise<"done" | "stalled">((resolve, reject) => {
       const worker = new Worker(new URL("./_fuzz-worker.mjs", import.meta.url), { workerData: data });
-      // Progress is the input the worker is on (shared memory), not its messages: a slow target
-      // may take longer than STALL_MS for a batch and still move on every input.
+      // Progress is the checks the worker begins (shared memory), not its messages: a slow target
+      // may take longer than STALL_MS for a batch, or for shrinking a finding, and still move on.
       const at = new Int32Array(current);
       let last = Date.now();
       let seen = "";
       const watchdog = setInterval(() => {
-        const now = `${Atomics.load(at, 0)}/${Atomics.load(at, 1)}`;
+        const now = `${Atomics.load(at, 0)}/${Atomics.load(at, 1)}/${Atomics.load(at, 2)}`;
         if (now !== seen) [seen, last] = [now, Date.now()];
         if (Date.now() - last < STALL_MS) return;
         clearInterval(watchdog);

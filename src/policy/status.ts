@@ -64,7 +64,8 @@ export function desiredStatuses(snap: PolicySnapshot, trustDomain: string): Desi
           const parentRefs: unknown = (obj as { spec?: { parentRefs?: unknown } }).spec?.parentRefs;
           const parents = (Array.isArray(parentRefs) ? (parentRefs as ParentRef[]) : [])
             .filter((p) => typeof p === "object" && p !== null)
-            .filter((p) => p.kind === "Server")
+            // An invalid route may name its parent with anything: only names can be looked up.
+            .filter((p) => p.kind === "Server" && typeof p.name === "string" && (p.namespace === undefined || typeof p.namespace === "string"))
             .map((parentRef) => {
               const server = snap.get("Server", parentRef.namespace ?? ns, parentRef.name);
               const problem: Problem | undefined =

@@ -383,6 +383,18 @@ export function planInjection(input: InjectionInput): InjectionResult {
   if (!spec || !Array.isArray(spec.containers) || spec.containers.length === 0) {
     throw new InjectionError("INJECT_NO_CONTAINERS", "the pod has no spec.containers; nothing to inject into");
   }
+  // The patch adds to these: a manifest written by hand (tether inject) may have them in any shape.
+  for (const [where, value, kind] of [
+    ["spec.initContainers", spec.initContainers, "list"],
+    ["spec.volumes", spec.volumes, "list"],
+    ["metadata.labels", pod.metadata?.labels, "map"],
+    ["metadata.annotations", pod.metadata?.annotations, "map"],
+  ] as const) {
+    if (value === undefined || value === null) continue;
+    if (kind === "list" ? !Array.isArray(value) : typeof value !== "object" || Array.isArray(value)) {
+      throw new InjectionError("INJECT_MALFORMED_POD", `the pod's ${where} is not a ${kind === "list" ? "list" : "map"}; fix the manifest`);
+    }
+  }
   const serviceAccount = spec.serviceAccountName || "default";
   try {
     validateServiceAccount(serviceAccount);

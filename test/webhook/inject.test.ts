@@ -283,6 +283,10 @@ describe("injection patch", () => {
       },
       { name: "service account with a dot", pod: pod({ spec: { serviceAccountName: "web.v2" } }), code: "INJECT_BAD_SERVICE_ACCOUNT", message: /no dots/ },
       { name: "no containers", pod: { metadata: {}, spec: { containers: [] } }, code: "INJECT_NO_CONTAINERS", message: /spec.containers/ },
+      // Found by the inject-yaml fuzz target (a mutated manifest): the patch appended to a
+      // spec.volumes that was not a list, and applying it threw a plain Error out of `tether inject`.
+      ...(["volumes", "initContainers"] as const).map((field) => ({ name: `spec.${field} not a list`, pod: pod({ spec: { [field]: "x" } as never }), code: "INJECT_MALFORMED_POD", message: new RegExp(`spec\\.${field} is not a list`) })),
+      { name: "metadata.labels not a map", pod: pod({ labels: "app=web" as never }), code: "INJECT_MALFORMED_POD", message: /metadata\.labels is not a map/ },
     ];
     for (const r of refusals) {
       it(r.name, () => {
