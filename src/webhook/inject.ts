@@ -385,6 +385,7 @@ export function planInjection(input: InjectionInput): InjectionResult {
   }
   // The patch adds to these: a manifest written by hand (tether inject) may have them in any shape.
   for (const [where, value, kind] of [
+    ["metadata", pod.metadata, "map"],
     ["spec.initContainers", spec.initContainers, "list"],
     ["spec.volumes", spec.volumes, "list"],
     ["metadata.labels", pod.metadata?.labels, "map"],

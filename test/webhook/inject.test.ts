@@ -287,6 +287,7 @@ describe("injection patch", () => {
       // spec.volumes that was not a list, and applying it threw a plain Error out of `tether inject`.
       ...(["volumes", "initContainers"] as const).map((field) => ({ name: `spec.${field} not a list`, pod: pod({ spec: { [field]: "x" } as never }), code: "INJECT_MALFORMED_POD", message: new RegExp(`spec\\.${field} is not a list`) })),
       { name: "metadata.labels not a map", pod: pod({ labels: "app=web" as never }), code: "INJECT_MALFORMED_POD", message: /metadata\.labels is not a map/ },
+      { name: "metadata not a map", pod: { ...pod(), metadata: "web" as never }, code: "INJECT_MALFORMED_POD", message: /metadata is not a map/ },
     ];
     for (const r of refusals) {
       it(r.name, () => {
