@@ -127,7 +127,7 @@ export const ERROR_CODES = {
   /** discovery/watcher.ts: endpoints that cannot be computed from the cluster state. */
   DiscoveryError: ["DISCOVERY_INTERNAL"],
   /** webhook/inject.ts: a pod the injector cannot mesh. */
-  InjectionError: ["INJECT_BAD_ANNOTATION", "INJECT_BAD_SERVICE_ACCOUNT", "INJECT_NO_CONTAINERS"],
+  InjectionError: ["INJECT_BAD_ANNOTATION", "INJECT_BAD_SERVICE_ACCOUNT", "INJECT_NO_CONTAINERS", "INJECT_MALFORMED_POD"],
   /** webhook/server.ts: an HTTP request that is not an AdmissionReview the webhook serves. */
   WebhookRequestError: [
     "WEBHOOK_BODY_TOO_LARGE",

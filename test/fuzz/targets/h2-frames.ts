@@ -78,7 +78,7 @@ function checkPayloadParsers(f: Frame): void {
       expect(f.payload.length % 6 === 0 && settings.length === f.payload.length / 6, "SETTINGS of a wrong length accepted");
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
-      expect(err.code === ErrorCode.FRAME_SIZE_ERROR && f.payload.length % 6 !== 0, "SETTINGS refused wrongly");
+      expect(err.h2Code === ErrorCode.FRAME_SIZE_ERROR && f.payload.length % 6 !== 0, "SETTINGS refused wrongly");
     }
   }
 }
@@ -104,7 +104,7 @@ export const h2FramesTarget = target<Input>({
         }
       } catch (err) {
         if (!(err instanceof FrameError)) throw err;
-        expect(err.code === ErrorCode.FRAME_SIZE_ERROR, `reader error code ${err.code}`);
+        expect(err.h2Code === ErrorCode.FRAME_SIZE_ERROR, `reader error code ${err.h2Code}`);
         oversized = true;
       }
       expect(oversized === want.oversized, `oversized: reader ${oversized}, reference ${want.oversized}`);

@@ -7,7 +7,8 @@
  */
 import fc from "fast-check";
 import { parseIptablesSave, ruleOption, splitWords } from "../../../src/local/iptables-save.js";
-import { chainRules, DEFAULT_INIT_CONFIG, InitConfigError, parsePorts, type PortRange } from "../../../src/proxy/init/rules.js";
+import type { PortRange } from "../../../src/api/ports.js";
+import { chainRules, DEFAULT_INIT_CONFIG, InitConfigError, parsePorts } from "../../../src/proxy/init/rules.js";
 import { expect, target, type Verdict } from "./target.js";
 
 type Input =
@@ -17,7 +18,7 @@ type Input =
   | { kind: "ports"; text: string };
 
 const token = fc.oneof(fc.constantFrom("-A", "-j", "--comment", "*nat", ":KUBE-SVC - [0:0]", "COMMIT", "#", '"', "\\", "-m", "tcp"), fc.string({ maxLength: 12 }));
-const range = fc.tuple(fc.integer({ min: 1, max: 65535 }), fc.nat(2000)).map(([from, len]) => ({ from, to: Math.min(65535, from + (len % 3 === 0 ? 0 : len)) }));
+const range = fc.tuple(fc.integer({ min: 1, max: 65535 }), fc.nat(2000)).map(([from, len]) => ({ low: from, high: Math.min(65535, from + (len % 3 === 0 ? 0 : len)) }));
 
 const arbitrary: fc.Arbitrary<Input> = fc.oneof(
   { weight: 2, arbitrary: fc.array(fc.array(token, { maxLength: 8 }).map((t) => t.join(" ")), { maxLength: 12 }).map((lines) => ({ kind: "save" as const, text: lines.join("\n") })) },
@@ -62,8 +63,8 @@ function check(input: Input): Verdict {
         if (err instanceof InitConfigError) return "refused";
         throw err;
       }
-      for (const r of ranges) expect(Number.isInteger(r.from) && r.from >= 1 && r.from <= r.to && r.to <= 65535, `range ${r.from}-${r.to} accepted`);
-      const again = parsePorts(ranges.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(","));
+      for (const r of ranges) expect(Number.isInteger(r.low) && r.low >= 1 && r.low <= r.high && r.high <= 65535, `range ${r.low}-${r.high} accepted`);
+      const again = parsePorts(ranges.map((r) => (r.low === r.high ? `${r.low}` : `${r.low}-${r.high}`)).join(","));
       expect(JSON.stringify(again) === JSON.stringify(ranges), "ports do not render and parse back the same");
       return "accepted";
     }
